@@ -1,0 +1,45 @@
+"""zarrchive: versioned, virtual Zarr repositories of NetCDF, HDF5, GRIB2, TIFF and Zarr data.
+
+The public names live here; everything else is implementation.
+"""
+
+from .errors import (
+    ConflictError,
+    FormatError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyError,
+    SourceModifiedError,
+    StorageError,
+    UnauthorizedSourceError,
+    UnsupportedFeatureError,
+    ZarrchiveError,
+)
+from .format import RepositoryConfig
+from .history import CommitInfo, CommitLog, Diff, Status
+from .repo import AsyncRepo, Repo
+from .store import ZarrchiveStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncRepo",
+    "CommitInfo",
+    "CommitLog",
+    "ConflictError",
+    "Diff",
+    "FormatError",
+    "InvalidInputError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "Repo",
+    "RepositoryConfig",
+    "SourceModifiedError",
+    "Status",
+    "StorageError",
+    "UnauthorizedSourceError",
+    "UnsupportedFeatureError",
+    "ZarrchiveError",
+    "ZarrchiveStore",
+    "__version__",
+]

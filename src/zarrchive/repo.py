@@ -1,0 +1,420 @@
+"""The user-facing ``Repo`` (sync) and ``AsyncRepo``, after Arraylake's repo API.
+
+``AsyncRepo`` holds a :class:`Repository` and the current :class:`Session` and implements
+every operation as a coroutine. ``Repo`` is generated from it: each public coroutine becomes a
+blocking method through the single bridge in ``_sync`` (so the two can never drift apart), and
+the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``, ``root_group``) are
+properties, as in Arraylake.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import refs
+from ._sync import sync
+from .errors import InvalidInputError, NotFoundError, ReadOnlyError
+from .format import RepositoryConfig, Snapshot
+from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
+from .repository import Repository
+from .session import Session
+from .store import ZarrchiveStore
+from .storage import Storage
+
+if TYPE_CHECKING:
+    import xarray as xr
+    import zarr
+
+__all__ = ["AsyncRepo", "Repo"]
+
+
+def _default_author() -> str:
+    name = os.environ.get("ZARRCHIVE_AUTHOR")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _norm_path(path: str) -> str:
+    if not isinstance(path, str):
+        raise InvalidInputError(f"a path must be a string, got {path!r}")
+    parts = [p for p in path.strip("/").split("/") if p]
+    for p in parts:
+        if p in (".", "..") or p.startswith("__"):
+            raise InvalidInputError(f"invalid node name {p!r} in path {path!r}")
+    return "/".join(parts)
+
+
+class AsyncRepo:
+    """A zarrchive repository and the current session, with async methods."""
+
+    def __init__(self, repository: Repository, session: Session, *, author: str) -> None:
+        self.repository = repository
+        self.session = session
+        self.author = author
+        self._store: ZarrchiveStore | None = None
+
+    def __repr__(self) -> str:
+        s = self.session
+        where = f"branch {s.branch!r}" if s.branch else "detached (read-only)"
+        return f"<{type(self).__name__} {self.repository.location} on {where} at {s.snapshot_id}>"
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    async def create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+    ) -> AsyncRepo:
+        """Create a repository at ``location`` (fails if one is there) and check out main."""
+        if chunkstore is not None:
+            base = config or RepositoryConfig()
+            config = RepositoryConfig(
+                inline_threshold=base.inline_threshold,
+                manifest_split_size=base.manifest_split_size,
+                virtual_containers=base.virtual_containers,
+                chunkstore=chunkstore,
+            )
+        author = author or _default_author()
+        repository = await Repository.create(
+            location, storage_options=storage_options, config=config, author=author
+        )
+        return cls(repository, await repository.session("main"), author=author)
+
+    @classmethod
+    async def open(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        ref: str = "main",
+    ) -> AsyncRepo:
+        """Open the repository at ``location`` and check out ``ref``."""
+        repository = await Repository.open(location, storage_options=storage_options)
+        return cls(
+            repository, await repository.session(ref), author=author or _default_author()
+        )
+
+    @classmethod
+    async def open_or_create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+    ) -> AsyncRepo:
+        """Open the repository at ``location``, creating it first if there is none."""
+        if await Repository.exists(location, storage_options):
+            return await cls.open(location, storage_options=storage_options, author=author)
+        return await cls.create(
+            location,
+            storage_options=storage_options,
+            author=author,
+            config=config,
+            chunkstore=chunkstore,
+        )
+
+    # ------------------------------------------------------------------ sessions
+    def _set_session(self, session: Session) -> None:
+        self.session = session
+        self._store = None
+
+    async def checkout(self, ref: str = "main", *, for_writing: bool = True) -> str:
+        """Start a session on a branch, tag or commit; return its commit id.
+
+        A tag or a commit that is not a branch tip gives a read-only session (with a warning).
+        """
+        if self.session.has_changes:
+            raise InvalidInputError(
+                "the current session has uncommitted changes; commit them, or call "
+                "discard_changes(), before checking out another ref"
+            )
+        self._set_session(await self.repository.session(ref, for_writing=for_writing))
+        return self.session.snapshot_id
+
+    async def commit(
+        self,
+        message: str,
+        *,
+        auto_ff: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+        allow_empty: bool = False,
+    ) -> str:
+        """Commit the session's changes to its branch; return the new commit id.
+
+        With ``auto_ff`` (the default), a branch that moved meanwhile is rebased onto when
+        nothing conflicts; otherwise :class:`ConflictError` is raised.
+        """
+        commit_id = await self.session.commit(
+            message,
+            author=self.author,
+            metadata=metadata,
+            auto_ff=auto_ff,
+            allow_empty=allow_empty,
+        )
+        return commit_id
+
+    async def fast_forward(self) -> str:
+        """Rebase the session's changes onto its branch tip; return the new base commit."""
+        return await self.session.fast_forward()
+
+    async def discard_changes(self) -> None:
+        """Drop every uncommitted change of the session."""
+        self.session.discard_changes()
+
+    async def status(self, limit: int = 1000) -> Status:
+        """Modified and deleted paths of the current session."""
+        modified, deleted = self.session.status()
+        s = self.session
+        return Status(
+            s.id, s.branch, s.snapshot_id, s.writable, tuple(modified[:limit]), tuple(deleted[:limit])
+        )
+
+    # ------------------------------------------------------------------ history and refs
+    async def get_commit_log(self, ref: str | None = None, *, limit: int | None = None) -> CommitLog:
+        """Commits reachable from ``ref`` (default: the session's base), newest first."""
+        start = (await self.repository.resolve(ref)).snapshot if ref else self.session.snapshot_id
+        log = CommitLog()
+        async for snap in self.repository.ancestry(start):
+            log.append(CommitInfo.of(snap))
+            if limit is not None and len(log) >= limit:
+                break
+        return log
+
+    async def get_branches(self) -> dict[str, str]:
+        """Branch names and the commit each points at."""
+        return await refs.list_branches(self.repository.storage)
+
+    async def get_tags(self) -> dict[str, str]:
+        """Tag names and the commit each points at."""
+        return await refs.list_tags(self.repository.storage)
+
+    async def _commit_id(self, commit_id: str | None) -> str:
+        if commit_id is None:
+            return self.session.snapshot_id
+        return (await self.repository.resolve(commit_id)).snapshot
+
+    async def new_branch(self, name: str, commit_id: str | None = None) -> str:
+        """Create branch ``name`` at ``commit_id`` (default: the session's base) and switch
+        the session to it, keeping uncommitted changes when it starts at the session's base."""
+        target = await self._commit_id(commit_id)
+        await refs.create_branch(self.repository.storage, name, target)
+        s = self.session
+        if s.writable and target == s.snapshot_id:
+            s.branch = name
+        else:
+            self._set_session(await self.repository.session(name))
+        return target
+
+    async def delete_branch(self, name: str) -> None:
+        """Delete branch ``name`` (its commits stay reachable from other refs)."""
+        if name == self.session.branch:
+            raise InvalidInputError(
+                f"cannot delete branch {name!r}: it is checked out; checkout another first"
+            )
+        await refs.delete_branch(self.repository.storage, name)
+
+    async def reset_branch(self, name: str, commit_id: str) -> None:
+        """Point branch ``name`` at ``commit_id``."""
+        target = (await self.repository.resolve(commit_id)).snapshot
+        tip = await refs.branch_tip(self.repository.storage, name)
+        if not await refs.move_branch(self.repository.storage, name, tip.seq, target):
+            from .errors import ConflictError
+
+            raise ConflictError(f"branch {name!r} moved while it was being reset; try again")
+
+    async def tag(
+        self, name: str, commit_id: str | None = None, *, message: str | None = None
+    ) -> str:
+        """Create tag ``name`` at ``commit_id`` (default: the session's base commit)."""
+        target = await self._commit_id(commit_id)
+        await refs.create_tag(self.repository.storage, name, target, message)
+        return target
+
+    async def delete_tag(self, name: str) -> None:
+        await refs.delete_tag(self.repository.storage, name)
+
+    async def diff(self, from_ref: str, to_ref: str) -> Diff:
+        """What changed between two commits (branches, tags or commit ids)."""
+        a = await self.repository.get_snapshot((await self.repository.resolve(from_ref)).snapshot)
+        b = await self.repository.get_snapshot((await self.repository.resolve(to_ref)).snapshot)
+        return await _diff(self.repository, a, b)
+
+    # ------------------------------------------------------------------ data
+    @property
+    def store(self) -> ZarrchiveStore:
+        """The Zarr v3 store of the current session."""
+        if self._store is None or self._store.session is not self.session:
+            self._store = ZarrchiveStore(self.session)
+        return self._store
+
+    async def move(self, source: str, dest: str) -> None:
+        """Rename a group or array; no chunk is read, copied or rewritten."""
+        self.session.move(_norm_path(source), _norm_path(dest))
+
+    async def set_virtual_refs(
+        self,
+        array_path: str,
+        chunk_coords: np.ndarray,
+        urls: str | Sequence[str] | np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        *,
+        checksums: Mapping[str, str | None] | None = None,
+    ) -> int:
+        """Point chunks of ``array_path`` at byte ranges of source files (numpy arrays in).
+
+        ``chunk_coords`` is (n, ndim); ``urls`` one URL for all or one per chunk; returns n.
+        """
+        return self.session.set_virtual_refs(
+            _norm_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
+        )
+
+    async def open_root_group(self) -> zarr.AsyncGroup:
+        import zarr.api.asynchronous as za
+
+        mode = "r" if self.store.read_only else "r+"
+        return await za.open_group(store=self.store, mode=mode, zarr_format=3)
+
+
+async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:
+    a_ids = {n.id: n for n in a.nodes.values()}
+    b_ids = {n.id: n for n in b.nodes.values()}
+    new = [n for nid, n in b_ids.items() if nid not in a_ids]
+    gone = [n for nid, n in a_ids.items() if nid not in b_ids]
+    meta, moved = [], []
+    chunks: dict[str, int] = {}
+    for nid, nb in b_ids.items():
+        na = a_ids.get(nid)
+        if na is None:
+            continue
+        if na.path != nb.path:
+            moved.append((na.path, nb.path))
+        if na.meta != nb.meta:
+            meta.append(nb.path)
+        if nb.kind == "array" and na.manifests != nb.manifests:
+            ndim = len(nb.meta["shape"])
+            from .format import Manifest
+
+            ma = Manifest.merge([await repository.get_manifest(m.id) for m in na.manifests], ndim)
+            mb = Manifest.merge([await repository.get_manifest(m.id) for m in nb.manifests], ndim)
+            n = changed_chunks(ma, mb)
+            if n:
+                chunks[nb.path] = n
+    return Diff(
+        a.id,
+        b.id,
+        new_groups=tuple(sorted(n.path for n in new if n.kind == "group")),
+        new_arrays=tuple(sorted(n.path for n in new if n.kind == "array")),
+        deleted_groups=tuple(sorted(n.path for n in gone if n.kind == "group")),
+        deleted_arrays=tuple(sorted(n.path for n in gone if n.kind == "array")),
+        updated_metadata=tuple(sorted(meta)),
+        moved=tuple(sorted(moved)),
+        updated_chunks=dict(sorted(chunks.items())),
+    )
+
+
+def _blocking(name: str) -> Callable[..., Any]:
+    coro_fn = getattr(AsyncRepo, name)
+
+    @functools.wraps(coro_fn)
+    def method(self: Repo, *args: Any, **kwargs: Any) -> Any:
+        return sync(coro_fn(self._async, *args, **kwargs))
+
+    return method
+
+
+def _blocking_constructor(name: str) -> Callable[..., Any]:
+    coro_fn = getattr(AsyncRepo, name)
+
+    @functools.wraps(coro_fn)
+    def constructor(cls: type[Repo], *args: Any, **kwargs: Any) -> Repo:
+        return cls(sync(coro_fn(*args, **kwargs)))
+
+    return classmethod(constructor)  # type: ignore[return-value]
+
+
+class Repo:
+    """A zarrchive repository and the current session (blocking API).
+
+    Every method of :class:`AsyncRepo` is available here as a blocking call.
+    """
+
+    def __init__(self, async_repo: AsyncRepo) -> None:
+        self._async = async_repo
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("<AsyncRepo", "<Repo", 1)
+
+    @property
+    def async_repo(self) -> AsyncRepo:
+        return self._async
+
+    @property
+    def session(self) -> Session:
+        return self._async.session
+
+    @property
+    def repository(self) -> Repository:
+        return self._async.repository
+
+    @property
+    def commit_log(self) -> CommitLog:
+        """Commits from the session's base back to the first, newest first."""
+        return sync(self._async.get_commit_log())
+
+    @property
+    def branches(self) -> dict[str, str]:
+        return sync(self._async.get_branches())
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return sync(self._async.get_tags())
+
+    @property
+    def store(self) -> ZarrchiveStore:
+        """The Zarr v3 store of the current session."""
+        return self._async.store
+
+    @property
+    def root_group(self) -> zarr.Group:
+        """The root group of the current session (read-only off a branch tip)."""
+        import zarr
+
+        return zarr.Group(sync(self._async.open_root_group()))
+
+    def to_xarray(self, group: str | None = None, **kwargs: Any) -> xr.Dataset:
+        """The group (default: root) as a lazy xarray Dataset."""
+        import xarray as xr
+
+        kwargs.setdefault("consolidated", False)
+        kwargs.setdefault("zarr_format", 3)
+        return xr.open_zarr(self.store, group=_norm_path(group) if group else None, **kwargs)
+
+
+for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
+    if _name.startswith("_") or _name in ("open_root_group",):
+        continue
+    if _name in ("create", "open", "open_or_create"):
+        setattr(Repo, _name, _blocking_constructor(_name))
+    else:
+        setattr(Repo, _name, _blocking(_name))
+
+_ = (NotFoundError, ReadOnlyError)

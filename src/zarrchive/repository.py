@@ -1,0 +1,235 @@
+"""A repository at one storage location: config, object reads with caches, ref resolution.
+
+``Repository`` owns the storage backends (metadata, and native chunks when a separate
+chunkstore is configured), reads and caches snapshots, manifests and transaction logs, writes
+native chunks, resolves branch / tag / commit names, and opens :class:`Session` objects. It
+knows nothing about zarr's store interface or the user-facing ``Repo``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import refs
+from .changeset import ChunkRef
+from .errors import InvalidInputError, NotFoundError
+from .format import (
+    INLINE,
+    NATIVE,
+    VIRTUAL,
+    Manifest,
+    Node,
+    RepositoryConfig,
+    Snapshot,
+    TransactionLog,
+    is_id,
+    new_id,
+)
+from .session import Session, not_found_ref, warn_detached
+from .sources import SourceReader
+from .storage import Storage, storage_for
+
+__all__ = ["Repository", "ResolvedRef"]
+
+_CONFIG_KEY = "config"
+_ROOT_META = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRef:
+    snapshot: str
+    branch: str | None  # set when ref names a branch (so the session can write)
+
+
+class _LRU:
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self.data: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.max_items:
+            self.data.popitem(last=False)
+
+
+class Repository:
+    """Low-level access to one repository."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        config: RepositoryConfig,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        source_options: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.config = config
+        self.storage_options = storage_options
+        self.chunk_storage = (
+            storage_for(config.chunkstore, storage_options) if config.chunkstore else storage
+        )
+        self.sources = SourceReader(source_options)
+        self._snapshots = _LRU(256)
+        self._manifests = _LRU(64)
+        self._logs = _LRU(256)
+
+    def __repr__(self) -> str:
+        return f"<Repository at {self.storage.location}>"
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        config: RepositoryConfig | None = None,
+        author: str = "",
+    ) -> Repository:
+        storage = storage_for(location, storage_options)
+        config = config or RepositoryConfig()
+        if await storage.exists(_CONFIG_KEY):
+            raise InvalidInputError(
+                f"a zarrchive repository already exists at {storage.location}; "
+                "open it with Repo.open instead"
+            )
+        root = Node(new_id(), "", "group", dict(_ROOT_META))
+        snapshot = Snapshot(
+            id=new_id(),
+            parent=None,
+            message="Repository initialized",
+            author=author,
+            nodes={"": root},
+        )
+        await storage.put(f"transactions/{snapshot.id}", TransactionLog().to_bytes())
+        await storage.put(f"snapshots/{snapshot.id}", snapshot.to_bytes())
+        if not await storage.put_if_absent(_CONFIG_KEY, config.to_bytes()):
+            raise InvalidInputError(
+                f"a zarrchive repository was created at {storage.location} concurrently"
+            )
+        await refs.create_branch(storage, "main", snapshot.id)
+        repo = cls(storage, config, storage_options=storage_options)
+        repo.cache_snapshot(snapshot)
+        return repo
+
+    @classmethod
+    async def open(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+    ) -> Repository:
+        storage = storage_for(location, storage_options)
+        try:
+            data = await storage.get(_CONFIG_KEY)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no zarrchive repository at {storage.location}; create one with "
+                "Repo.create(location) or Repo.open_or_create(location)"
+            ) from None
+        return cls(storage, RepositoryConfig.from_bytes(data), storage_options=storage_options)
+
+    @classmethod
+    async def exists(
+        cls, location: str | os.PathLike[str] | Storage, storage_options: dict[str, Any] | None
+    ) -> bool:
+        return await storage_for(location, storage_options).exists(_CONFIG_KEY)
+
+    # ------------------------------------------------------------------ objects
+    def cache_snapshot(self, snapshot: Snapshot) -> None:
+        self._snapshots.put(snapshot.id, snapshot)
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        snap = self._snapshots.get(snapshot_id)
+        if snap is None:
+            try:
+                data = await self.storage.get(f"snapshots/{snapshot_id}")
+            except (NotFoundError, InvalidInputError):
+                raise NotFoundError(f"commit {snapshot_id!r} does not exist") from None
+            snap = Snapshot.from_bytes(data, what=snapshot_id)
+            self._snapshots.put(snapshot_id, snap)
+        return snap
+
+    async def get_transaction_log(self, snapshot_id: str) -> TransactionLog:
+        log = self._logs.get(snapshot_id)
+        if log is None:
+            data = await self.storage.get(f"transactions/{snapshot_id}")
+            log = TransactionLog.from_bytes(data, what=snapshot_id)
+            self._logs.put(snapshot_id, log)
+        return log
+
+    async def get_manifest(self, manifest_id: str) -> Manifest:
+        m = self._manifests.get(manifest_id)
+        if m is None:
+            data = await self.storage.get(f"manifests/{manifest_id}")
+            m = Manifest.from_bytes(data, what=manifest_id).sorted()
+            self._manifests.put(manifest_id, m)
+        return m
+
+    async def put_manifest(self, manifest_id: str, manifest: Manifest) -> None:
+        await self.storage.put(f"manifests/{manifest_id}", manifest.to_bytes())
+        self._manifests.put(manifest_id, manifest)
+
+    async def write_native_chunk(self, data: bytes) -> str:
+        chunk_id = new_id()
+        await self.chunk_storage.put(f"chunks/{chunk_id}", bytes(data))
+        return chunk_id
+
+    async def read_ref(self, ref: ChunkRef) -> bytes:
+        if ref.kind == INLINE:
+            return ref.data
+        if ref.kind == NATIVE:
+            return await self.chunk_storage.get(f"chunks/{ref.chunk_id}")
+        if ref.kind == VIRTUAL:
+            return await self.sources.read(ref.url, ref.offset, ref.length)
+        raise NotFoundError("chunk was deleted")
+
+    # ------------------------------------------------------------------ refs
+    async def resolve(self, ref: str) -> ResolvedRef:
+        """Branch name, tag name or commit id -> snapshot id (and branch, if a branch)."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInputError(f"a ref must be a branch, tag or commit id, got {ref!r}")
+        try:
+            tip = await refs.branch_tip(self.storage, ref)
+            return ResolvedRef(tip.snapshot, ref)  # type: ignore[arg-type]
+        except (NotFoundError, InvalidInputError):
+            pass
+        try:
+            return ResolvedRef(await refs.tag_target(self.storage, ref), None)
+        except (NotFoundError, InvalidInputError):
+            pass
+        if is_id(ref):
+            await self.get_snapshot(ref)
+            return ResolvedRef(ref, None)
+        raise not_found_ref(ref)
+
+    async def session(self, ref: str = "main", *, for_writing: bool = True) -> Session:
+        resolved = await self.resolve(ref)
+        snapshot = await self.get_snapshot(resolved.snapshot)
+        if resolved.branch is None and for_writing:
+            warn_detached(ref, resolved.snapshot)
+        writable = for_writing and resolved.branch is not None
+        return Session(self, snapshot, branch=resolved.branch, writable=writable)
+
+    async def ancestry(self, snapshot_id: str) -> AsyncIterator[Snapshot]:
+        sid: str | None = snapshot_id
+        while sid is not None:
+            snap = await self.get_snapshot(sid)
+            yield snap
+            sid = snap.parent

@@ -1,0 +1,395 @@
+"""Sessions: a view of one snapshot, read-only or writable, and the commit procedure.
+
+A read-only session serves a snapshot. A writable session also holds a :class:`ChangeSet`;
+native chunks it writes go to storage at once (under fresh ids), everything else stays in the
+change set until ``commit``. Commit writes manifests, the transaction log and the snapshot, and
+only then moves the branch with one atomic create, so a failure at any point leaves the branch
+on a complete commit. When another writer moved the branch first, the session rebases onto the
+new tip (after checking for conflicts) and tries again with jittered exponential back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import refs
+from .changeset import ChangeSet, ChunkRef, lookup
+from .conflicts import find_conflicts
+from .errors import ConflictError, InvalidInputError, NotFoundError, ReadOnlyError
+from .format import (
+    DELETED,
+    INLINE,
+    NATIVE,
+    VIRTUAL,
+    Manifest,
+    ManifestRef,
+    Node,
+    Snapshot,
+    new_id,
+    region_of,
+    split_shape,
+)
+from .zarr_keys import chunk_grid_shape
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+__all__ = ["Session"]
+
+_MAX_COMMIT_ATTEMPTS = 50
+
+
+class Session:
+    """A read-only or writable view of one snapshot."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        snapshot: Snapshot,
+        *,
+        branch: str | None,
+        writable: bool,
+    ) -> None:
+        if writable and branch is None:
+            raise InvalidInputError("a writable session needs a branch")
+        self.repository = repository
+        self.branch = branch
+        self.writable = writable
+        self.id = new_id()
+        self._snapshot = snapshot
+        self.changes: ChangeSet | None = ChangeSet.on(snapshot) if writable else None
+
+    def __repr__(self) -> str:
+        mode = "writable" if self.writable else "read-only"
+        where = f"branch {self.branch!r}" if self.branch else "detached"
+        return f"<Session {self.id} {mode} on {where} at {self.snapshot_id}>"
+
+    # ------------------------------------------------------------------ state
+    @property
+    def snapshot_id(self) -> str:
+        """The commit this session started from (its base)."""
+        return self.changes.base.id if self.changes is not None else self._snapshot.id
+
+    @property
+    def base(self) -> Snapshot:
+        return self.changes.base if self.changes is not None else self._snapshot
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        return self.changes.nodes if self.changes is not None else self._snapshot.nodes
+
+    def node(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def _writable(self) -> ChangeSet:
+        if self.changes is None:
+            raise ReadOnlyError(
+                "this session is read-only (it is not on a branch tip); "
+                "use checkout(branch) to get a writable session"
+            )
+        return self.changes
+
+    @property
+    def has_changes(self) -> bool:
+        return self.changes is not None and self.changes.has_changes()
+
+    # ------------------------------------------------------------------ metadata
+    def set_metadata(self, path: str, meta: dict[str, Any]) -> None:
+        self._writable().set_metadata(path, meta)
+
+    def delete_node(self, path: str) -> None:
+        self._writable().delete(path)
+
+    def move(self, source: str, dest: str) -> None:
+        self._writable().move(source, dest)
+
+    # ------------------------------------------------------------------ chunks
+    async def chunk_ref(self, path: str, coord: tuple[int, ...]) -> ChunkRef | None:
+        """Where chunk ``coord`` of array ``path`` lives, or None if it was never written."""
+        node = self.nodes.get(path)
+        if node is None or node.kind != "array":
+            return None
+        if self.changes is not None:
+            ch = self.changes.chunk_changes(node.id)
+            if ch is not None:
+                ref = ch.get(coord)
+                if ref is not None:
+                    return None if ref.kind == DELETED else ref
+        if not node.manifests:
+            return None
+        region = tuple(c // s for c, s in zip(coord, node.split, strict=True))
+        for mref in node.manifests:
+            if mref.region == region:
+                manifest = await self.repository.get_manifest(mref.id)
+                return lookup(manifest, coord)
+        return None
+
+    async def read_chunk(self, path: str, coord: tuple[int, ...]) -> bytes | None:
+        ref = await self.chunk_ref(path, coord)
+        if ref is None:
+            return None
+        return await self.repository.read_ref(ref)
+
+    async def write_chunk(self, path: str, coord: tuple[int, ...], data: bytes) -> None:
+        changes = self._writable()
+        changes._array(path)
+        if len(data) <= self.repository.config.inline_threshold:
+            ref = ChunkRef(INLINE, data=bytes(data))
+        else:
+            chunk_id = await self.repository.write_native_chunk(data)
+            ref = ChunkRef(NATIVE, chunk_id=chunk_id, length=len(data))
+        changes.set_chunk(path, coord, ref)
+
+    def delete_chunk(self, path: str, coord: tuple[int, ...]) -> None:
+        self._writable().set_chunk(path, coord, ChunkRef(DELETED))
+
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunk_coords: np.ndarray,
+        urls: str | Sequence[str] | np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        *,
+        checksums: Mapping[str, str | None] | None = None,
+    ) -> int:
+        """Point many chunks of ``array_path`` at byte ranges of source objects at once."""
+        changes = self._writable()
+        node = changes._array(array_path)
+        ndim = len(node.meta["shape"])
+        coords = np.asarray(chunk_coords)
+        if coords.ndim == 1 and ndim == 1:
+            coords = coords.reshape(-1, 1)
+        if coords.ndim != 2 or coords.shape[1] != ndim:
+            raise InvalidInputError(
+                f"chunk_coords must have shape (n, {ndim}) for {array_path!r}, got {coords.shape}"
+            )
+        if len(coords) and (coords.min() < 0):
+            raise InvalidInputError("chunk coordinates must not be negative")
+        n = len(coords)
+        offsets = np.asarray(offsets)
+        lengths = np.asarray(lengths)
+        if offsets.shape != (n,) or lengths.shape != (n,):
+            raise InvalidInputError(
+                f"offsets and lengths must have shape ({n},), got {offsets.shape} and "
+                f"{lengths.shape}"
+            )
+        if isinstance(urls, str):
+            table, index = [urls], np.zeros(n, dtype=np.uint32)
+        else:
+            import pandas as pd
+
+            url_arr = np.asarray(urls, dtype=object)
+            if url_arr.shape != (n,):
+                raise InvalidInputError(
+                    f"urls must be one string or {n} strings, got shape {url_arr.shape}"
+                )
+            codes, uniques = pd.factorize(url_arr)
+            if len(codes) and codes.min() < 0:
+                raise InvalidInputError("urls must not contain missing values")
+            table, index = [str(u) for u in uniques], codes
+        for u in table:
+            if not u:
+                raise InvalidInputError("virtual chunk source URLs must not be empty")
+        cs = [None if checksums is None else checksums.get(u) for u in table]
+        manifest = Manifest.virtual(coords, index, offsets, lengths, table, cs)
+        changes.add_refs(array_path, manifest)
+        return n
+
+    async def chunk_coords(self, path: str) -> np.ndarray:
+        """Coordinates (n, ndim) of every chunk of array ``path`` that has data."""
+        node = self.nodes.get(path)
+        if node is None or node.kind != "array":
+            return np.zeros((0, 0), dtype=np.uint32)
+        ndim = len(node.meta["shape"])
+        parts = [await self.repository.get_manifest(m.id) for m in node.manifests]
+        if self.changes is not None:
+            ch = self.changes.chunk_changes(node.id)
+            if ch is not None:
+                parts.append(ch.manifest())
+                return Manifest.merge(parts, ndim).coords
+        if len(parts) == 1:
+            return parts[0].coords
+        return (
+            np.concatenate([p.coords for p in parts])
+            if parts
+            else np.zeros((0, ndim), dtype=np.uint32)
+        )
+
+    # ------------------------------------------------------------------ history
+    async def _logs_since(self, tip: str) -> list[tuple[Any, Snapshot]]:
+        """Transaction logs and snapshots of commits after our base up to ``tip``."""
+        base = self.snapshot_id
+        out = []
+        sid: str | None = tip
+        while sid != base:
+            if sid is None:
+                raise ConflictError(
+                    f"branch {self.branch!r} no longer descends from commit {base} (it was "
+                    "reset); this session's changes cannot be rebased onto it"
+                )
+            snap = await self.repository.get_snapshot(sid)
+            out.append((await self.repository.get_transaction_log(sid), snap))
+            sid = snap.parent
+        return out
+
+    async def _rebase_onto(self, tip: str) -> None:
+        changes = self._writable()
+        ours = changes.transaction_log()
+        our_paths = {n.id: n.path for n in changes.nodes.values()}
+        our_paths.update({nid: p for p, nid in ours.deleted.items()})
+        conflicts: list[str] = []
+        for log, snap in await self._logs_since(tip):
+            their_paths = {n.id: n.path for n in snap.nodes.values()}
+            their_paths.update({nid: p for p, nid in log.deleted.items()})
+            conflicts += find_conflicts(ours, our_paths, log, their_paths)
+        if conflicts:
+            raise ConflictError(
+                f"cannot rebase onto the tip of branch {self.branch!r} ({tip}): "
+                "both sides changed the same things",
+                sorted(set(conflicts)),
+            )
+        self.changes = changes.rebase(await self.repository.get_snapshot(tip))
+
+    async def fast_forward(self) -> str:
+        """Move this session's base to its branch tip, keeping its changes."""
+        self._writable()
+        assert self.branch is not None
+        tip = await refs.branch_tip(self.repository.storage, self.branch)
+        if tip.snapshot != self.snapshot_id:
+            await self._rebase_onto(tip.snapshot)  # type: ignore[arg-type]
+        return self.snapshot_id
+
+    async def commit(
+        self,
+        message: str,
+        *,
+        author: str,
+        metadata: Mapping[str, Any] | None = None,
+        auto_ff: bool = True,
+        allow_empty: bool = False,
+    ) -> str:
+        """Write the session's changes as a new commit on its branch; return the commit id."""
+        changes = self._writable()
+        assert self.branch is not None
+        if not isinstance(message, str) or not message.strip():
+            raise InvalidInputError("a commit needs a non-empty message")
+        if not allow_empty and not changes.has_changes():
+            raise InvalidInputError(
+                "nothing to commit: this session has no changes since commit "
+                f"{self.snapshot_id}"
+            )
+        storage = self.repository.storage
+        delay = 0.01
+        for _attempt in range(_MAX_COMMIT_ATTEMPTS):
+            tip = await refs.branch_tip(storage, self.branch)
+            if tip.snapshot != self.snapshot_id:
+                if not auto_ff:
+                    raise ConflictError(
+                        f"branch {self.branch!r} moved to {tip.snapshot} since this session "
+                        f"started at {self.snapshot_id}; call fast_forward() and commit again, "
+                        "or commit with auto_ff=True"
+                    )
+                await self._rebase_onto(tip.snapshot)  # type: ignore[arg-type]
+            snapshot = await self._write_commit(message, author, metadata or {})
+            if await refs.move_branch(storage, self.branch, tip.seq, snapshot.id):
+                self._snapshot = snapshot
+                self.changes = ChangeSet.on(snapshot)
+                self.repository.cache_snapshot(snapshot)
+                return snapshot.id
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+        raise ConflictError(
+            f"gave up committing to branch {self.branch!r} after {_MAX_COMMIT_ATTEMPTS} "
+            "attempts: other writers kept moving it"
+        )
+
+    async def _write_commit(
+        self, message: str, author: str, metadata: Mapping[str, Any]
+    ) -> Snapshot:
+        changes = self._writable()
+        repo = self.repository
+        writes: list[tuple[str, Manifest]] = []
+        nodes: dict[str, Node] = {}
+        for path, node in changes.nodes.items():
+            ch = changes.chunk_changes(node.id)
+            if node.kind == "array" and ch is not None and len(ch):
+                node = await self._merge_chunks(node, ch.manifest(), writes)
+            nodes[path] = node
+        snapshot = Snapshot(
+            id=new_id(),
+            parent=self.snapshot_id,
+            message=message,
+            author=author,
+            metadata=dict(metadata),
+            nodes=nodes,
+        )
+        log = changes.transaction_log()
+        await asyncio.gather(*(repo.put_manifest(mid, m) for mid, m in writes))
+        await repo.storage.put(f"transactions/{snapshot.id}", log.to_bytes())
+        await repo.storage.put(f"snapshots/{snapshot.id}", snapshot.to_bytes())
+        return snapshot
+
+    async def _merge_chunks(
+        self, node: Node, changed: Manifest, writes: list[tuple[str, Manifest]]
+    ) -> Node:
+        """Fold chunk changes into the node's per-region manifests (new manifests only)."""
+        ndim = changed.ndim
+        split = node.split or split_shape(
+            chunk_grid_shape(node.meta), self.repository.config.manifest_split_size
+        )
+        regions = region_of(changed.coords, split)
+        if ndim:
+            extent = regions.max(axis=0) + 1
+            strides = np.cumprod(np.concatenate([extent[1:][::-1], [1]]))[::-1]
+            rkey = regions @ strides
+        else:
+            rkey = np.zeros(len(changed), dtype=np.int64)
+        keys, first, inverse = np.unique(rkey, return_index=True, return_inverse=True)
+        existing = {m.region: m for m in node.manifests}
+        for k in range(len(keys)):
+            region = tuple(int(r) for r in regions[first[k]])
+            part = changed if len(keys) == 1 else changed.select(inverse == k)
+            old = existing.pop(region, None)
+            if old is None:
+                merged = part.select(part.kind != DELETED) if (part.kind == DELETED).any() else part
+            else:
+                merged = Manifest.merge([await self.repository.get_manifest(old.id), part], ndim)
+            if len(merged):
+                mid = new_id()
+                writes.append((mid, merged))
+                existing[region] = ManifestRef(mid, region, len(merged))
+        manifests = tuple(sorted(existing.values(), key=lambda m: m.region))
+        return node.with_(manifests=manifests, split=tuple(split))
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> tuple[list[str], list[str]]:
+        if self.changes is None:
+            return [], []
+        return self.changes.status_paths()
+
+    def discard_changes(self) -> None:
+        changes = self._writable()
+        self.changes = ChangeSet.on(changes.base)
+
+
+def warn_detached(ref: str, snapshot: str) -> None:
+    warnings.warn(
+        f"checked out {ref!r} (commit {snapshot}), which is not the tip of a branch: the "
+        "session is read-only; checkout a branch name to make changes",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def not_found_ref(ref: str) -> NotFoundError:
+    return NotFoundError(
+        f"no branch, tag or commit named {ref!r}; list them with repo.branches, repo.tags "
+        "and repo.commit_log"
+    )
