@@ -259,7 +259,13 @@ class ChangeSet:
 
     def set_chunk(self, path: str, coord: tuple[int, ...], ref: ChunkRef) -> None:
         node = self._array(path)
-        self._check_coords(node, np.asarray([coord], dtype=np.int64).reshape(1, len(coord)))
+        # A delete may lie outside the grid: chunks written before the array shrank (zarr's
+        # resize(delete_outside_chunks=False)) are still listed and must stay deletable.
+        self._check_coords(
+            node,
+            np.asarray([coord], dtype=np.int64).reshape(1, len(coord)),
+            check_grid=ref.kind != DELETED,
+        )
         self.chunks.setdefault(node.id, ChunkChanges(len(coord))).set(coord, ref)
 
     def add_refs(self, path: str, manifest: Manifest) -> None:
@@ -268,14 +274,14 @@ class ChangeSet:
         self.chunks.setdefault(node.id, ChunkChanges(manifest.ndim)).add_batch(manifest)
 
     @staticmethod
-    def _check_coords(node: Node, coords: np.ndarray) -> None:
+    def _check_coords(node: Node, coords: np.ndarray, *, check_grid: bool = True) -> None:
         grid = chunk_grid_shape(node.meta)
         if coords.shape[1] != len(grid):
             raise InvalidInputError(
                 f"chunk coordinates of {node.path!r} need {len(grid)} dimensions, "
                 f"got {coords.shape[1]}"
             )
-        if len(coords) and len(grid):
+        if check_grid and len(coords) and len(grid):
             over = (coords.astype(np.int64) >= np.asarray(grid, dtype=np.int64)).any(axis=1)
             if over.any():
                 bad = tuple(int(c) for c in coords[int(np.argmax(over))])

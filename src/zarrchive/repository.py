@@ -88,6 +88,23 @@ class Repository:
     def __repr__(self) -> str:
         return f"<Repository at {self.storage.location}>"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # caches and open source filesystems are not part of a repository's identity
+        return {
+            "storage": self.storage,
+            "config": self.config,
+            "storage_options": self.storage_options,
+            "source_options": self.sources.storage_options,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["storage"],
+            state["config"],
+            storage_options=state["storage_options"],
+            source_options=state["source_options"],
+        )
+
     @property
     def location(self) -> str:
         return self.storage.location

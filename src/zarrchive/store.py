@@ -38,10 +38,18 @@ from .zarr_keys import (
 __all__ = ["ZarrchiveStore"]
 
 
+class _StoreReadOnlyError(ReadOnlyError, ValueError):
+    """A write through a read-only store.
+
+    Also a ``ValueError``: zarr's ``Store`` contract raises ``ValueError`` for writes to a
+    store opened read-only, and zarr code (and its store test-suite) relies on that.
+    """
+
+
 def _meta_path(key: str) -> str | None:
     if key == META_KEY:
         return ""
-    if key.endswith("/" + META_KEY):
+    if key.endswith("/" + META_KEY) and len(key) > len(META_KEY) + 1:
         return key[: -len(META_KEY) - 1]
     return None
 
@@ -95,9 +103,10 @@ class ZarrchiveStore(Store):
 
     def _check_writable(self) -> None:
         if self.read_only:
-            raise ReadOnlyError(
-                "this store is read-only: the session is not on a branch tip, or was opened "
-                "read-only; checkout a branch to write"
+            raise _StoreReadOnlyError(
+                "store was opened in read-only mode and does not support writing: the session "
+                "is not on a branch tip, or the store was opened read-only; checkout a branch "
+                "to write"
             )
 
     # ------------------------------------------------------------------ key resolution
@@ -179,6 +188,10 @@ class ZarrchiveStore(Store):
             )
         path = _meta_path(key)
         if path is not None:
+            if path and any(p in ("", ".", "..") for p in path.split("/")):
+                raise InvalidInputError(
+                    f"cannot write {key!r}: node paths must not have empty, '.' or '..' parts"
+                )
             try:
                 doc = json.loads(value.to_bytes())
             except ValueError as exc:

@@ -30,8 +30,11 @@ class FsspecStorage(Storage):
         self.storage_options = dict(storage_options or {})
         protocol = fsspec.utils.get_protocol(url)
         cls = fsspec.get_filesystem_class(protocol)
+        # refs are found by listing: a cached listing would hide other writers' commits
+        options = {"use_listings_cache": False, "skip_instance_cache": True}
+        options.update(self.storage_options)
         if issubclass(cls, AsyncFileSystem):
-            fs = cls(asynchronous=True, **self.storage_options)
+            fs = cls(asynchronous=True, **options)
         else:
             from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
@@ -99,6 +102,7 @@ class FsspecStorage(Storage):
     async def list(self, prefix: str) -> AsyncIterator[str]:
         folder, _, _ = prefix.rpartition("/")
         base = f"{self.root}/{folder}" if folder else self.root
+        self.fs.invalidate_cache(base)
         try:
             found = await self.fs._find(base)
         except FileNotFoundError:

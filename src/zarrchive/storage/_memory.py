@@ -27,6 +27,13 @@ class MemoryStorage(Storage):
         with _LOCK:
             self._data = _REGISTRY.setdefault(name, {})
 
+    def __getstate__(self) -> dict[str, str]:
+        # pickle by name: the unpickled storage must share the process-wide dict, not a copy
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["name"])  # type: ignore[misc]
+
     async def get(self, key: str) -> bytes:
         try:
             return self._data[check_key(key)]
