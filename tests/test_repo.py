@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import zarrchive
+import zarrchive._sync
 from zarrchive import InvalidInputError, NotFoundError, ReadOnlyError
 
 
@@ -232,3 +233,28 @@ async def test_async_repo_in_a_loop() -> None:
     cid = await repo.commit("async")
     log = await repo.get_commit_log()
     assert log[0].id == cid
+
+
+def test_sharded_arrays_read_by_range(tmp_path) -> None:
+    repo = zarrchive.Repo.create(tmp_path / "r")
+    a = repo.root_group.create_array("s", shape=(64, 64), chunks=(8, 8), shards=(32, 32),
+                                     dtype="f4")
+    values = np.arange(64 * 64, dtype="f4").reshape(64, 64)
+    a[:] = values
+    repo.commit("sharded")
+    fresh = zarrchive.Repo.open(tmp_path / "r")
+    np.testing.assert_array_equal(fresh.root_group["s"][:], values)
+    np.testing.assert_array_equal(fresh.root_group["s"][3:11, 40:45], values[3:11, 40:45])
+    store = fresh.store
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+
+    full = zarrchive._sync.sync(store.get("s/c/0/0", default_buffer_prototype())).to_bytes()
+    part = zarrchive._sync.sync(
+        store.get("s/c/0/0", default_buffer_prototype(), RangeByteRequest(10, 30))
+    ).to_bytes()
+    tail = zarrchive._sync.sync(
+        store.get("s/c/0/0", default_buffer_prototype(), SuffixByteRequest(16))
+    ).to_bytes()
+    assert part == full[10:30] and tail == full[-16:]
+    assert zarrchive._sync.sync(store.getsize("s/c/0/0")) == len(full)

@@ -208,13 +208,20 @@ class Repository:
         await self.chunk_storage.put(f"chunks/{chunk_id}", bytes(data))
         return chunk_id
 
-    async def read_ref(self, ref: ChunkRef) -> bytes:
+    async def read_ref(self, ref: ChunkRef, start: int = 0, length: int | None = None) -> bytes:
+        """The chunk's bytes, or ``length`` of them from ``start`` (clipped to the chunk)."""
+        size = len(ref.data) if ref.kind == INLINE else ref.length
+        start = min(max(start, 0), size)
+        length = size - start if length is None else max(0, min(length, size - start))
         if ref.kind == INLINE:
-            return ref.data
+            return ref.data[start : start + length]
         if ref.kind == NATIVE:
-            return await self.chunk_storage.get(f"chunks/{ref.chunk_id}")
+            key = f"chunks/{ref.chunk_id}"
+            if start == 0 and length == size:
+                return await self.chunk_storage.get(key)
+            return await self.chunk_storage.get_range(key, start, length)
         if ref.kind == VIRTUAL:
-            return await self.sources.read(ref.url, ref.offset, ref.length)
+            return await self.sources.read(ref.url, ref.offset + start, length)
         raise NotFoundError("chunk was deleted")
 
     # ------------------------------------------------------------------ refs

@@ -24,7 +24,8 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from .errors import InvalidInputError, ReadOnlyError, UnsupportedFeatureError
-from .format import Node
+from .changeset import ChunkRef
+from .format import INLINE, Node
 from .session import Session
 from .zarr_keys import (
     META_KEY,
@@ -64,6 +65,10 @@ def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
     if isinstance(byte_range, SuffixByteRequest):
         return data[max(len(data) - byte_range.suffix, 0) :]
     raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+
+
+def _ref_size(ref: ChunkRef) -> int:
+    return len(ref.data) if ref.kind == INLINE else ref.length
 
 
 class ZarrchiveStore(Store):
@@ -150,15 +155,37 @@ class ZarrchiveStore(Store):
             if node is None:
                 return None
             data = json.dumps(node.meta).encode()
+            return prototype.buffer.from_bytes(_slice(data, byte_range))
+        target = self._chunk(key)
+        if target is None:
+            return None
+        ref = await self.session.chunk_ref(*target)
+        if ref is None:
+            return None
+        read = self.session.repository.read_ref
+        if byte_range is None:
+            data = await read(ref)
+        elif isinstance(byte_range, RangeByteRequest):
+            data = await read(ref, byte_range.start, byte_range.end - byte_range.start)
+        elif isinstance(byte_range, OffsetByteRequest):
+            data = await read(ref, byte_range.offset)
+        else:
+            size = _ref_size(ref)
+            data = await read(ref, max(size - byte_range.suffix, 0))
+        return prototype.buffer.from_bytes(data)
+
+    async def getsize(self, key: str) -> int:
+        path = _meta_path(key)
+        if path is not None:
+            node = self.session.node(path)
+            if node is not None:
+                return len(json.dumps(node.meta).encode())
         else:
             target = self._chunk(key)
-            if target is None:
-                return None
-            raw = await self.session.read_chunk(*target)
-            if raw is None:
-                return None
-            data = raw
-        return prototype.buffer.from_bytes(_slice(data, byte_range))
+            ref = None if target is None else await self.session.chunk_ref(*target)
+            if ref is not None:
+                return _ref_size(ref)
+        raise FileNotFoundError(key)
 
     async def get_partial_values(
         self,
