@@ -40,9 +40,7 @@ def s3_server() -> Iterator[dict[str, Any]]:
     endpoint = f"http://127.0.0.1:{port}"
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket=BUCKET
-    )
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
     options = {
         "endpoint_url": endpoint,
         "key": "testing",

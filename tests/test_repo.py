@@ -130,11 +130,13 @@ def test_set_virtual_refs_reads_source_bytes(tmp_path) -> None:
     values = np.arange(64, dtype="<i4")
     src.write_bytes(b"HEADER--" + values.tobytes())
     repo = zarrchive.Repo.create(tmp_path / "r")
-    arr = repo.root_group.create_array("v", shape=(8, 8), chunks=(2, 8), dtype="<i4",
-                                       compressors=None, fill_value=-1)
+    arr = repo.root_group.create_array(
+        "v", shape=(8, 8), chunks=(2, 8), dtype="<i4", compressors=None, fill_value=-1
+    )
     coords = np.array([[i, 0] for i in range(4)])
-    n = repo.set_virtual_refs(arr.path, coords, [src.as_uri()] * 4, 8 + np.arange(4) * 64,
-                              np.full(4, 64))
+    n = repo.set_virtual_refs(
+        arr.path, coords, [src.as_uri()] * 4, 8 + np.arange(4) * 64, np.full(4, 64)
+    )
     assert n == 4
     np.testing.assert_array_equal(repo.root_group["v"][:], values.reshape(8, 8))
     repo.commit("virtual")
@@ -169,8 +171,9 @@ def test_set_virtual_refs_validation(repo: zarrchive.Repo) -> None:
 def test_large_array_gets_split_manifests(tmp_path) -> None:
     config = zarrchive.RepositoryConfig(manifest_split_size=100)
     repo = zarrchive.Repo.create(tmp_path / "r", config=config)
-    arr = repo.root_group.create_array("v", shape=(40, 40), chunks=(1, 1), dtype="u1",
-                                       compressors=None)
+    arr = repo.root_group.create_array(
+        "v", shape=(40, 40), chunks=(1, 1), dtype="u1", compressors=None
+    )
     coords = np.stack(np.unravel_index(np.arange(1600), (40, 40)), axis=1)
     src = tmp_path / "src.bin"
     src.write_bytes(bytes(range(256)) * 7)
@@ -195,9 +198,17 @@ def test_exception_tree() -> None:
     assert issubclass(zarrchive.NotFoundError, KeyError)
     assert issubclass(zarrchive.InvalidInputError, ValueError)
     assert issubclass(zarrchive.UnsupportedFeatureError, NotImplementedError)
-    for name in ("NotFoundError", "ConflictError", "ReadOnlyError", "SourceModifiedError",
-                 "UnauthorizedSourceError", "UnsupportedFeatureError", "InvalidInputError",
-                 "FormatError", "StorageError"):
+    for name in (
+        "NotFoundError",
+        "ConflictError",
+        "ReadOnlyError",
+        "SourceModifiedError",
+        "UnauthorizedSourceError",
+        "UnsupportedFeatureError",
+        "InvalidInputError",
+        "FormatError",
+        "StorageError",
+    ):
         assert issubclass(getattr(zarrchive, name), zarrchive.ZarrchiveError)
     e = zarrchive.ConflictError("boom", ["a", "b"])
     assert e.conflicts == ["a", "b"] and "a" in str(e)
@@ -205,10 +216,27 @@ def test_exception_tree() -> None:
 
 def test_exported_members() -> None:
     assert sorted(zarrchive.__all__) == sorted(
-        ["AsyncRepo", "CommitInfo", "CommitLog", "ConflictError", "Diff", "FormatError",
-         "InvalidInputError", "NotFoundError", "ReadOnlyError", "Repo", "RepositoryConfig",
-         "SourceModifiedError", "Status", "StorageError", "UnauthorizedSourceError",
-         "UnsupportedFeatureError", "ZarrchiveError", "ZarrchiveStore", "__version__"]
+        [
+            "AsyncRepo",
+            "CommitInfo",
+            "CommitLog",
+            "ConflictError",
+            "Diff",
+            "FormatError",
+            "InvalidInputError",
+            "NotFoundError",
+            "ReadOnlyError",
+            "Repo",
+            "RepositoryConfig",
+            "SourceModifiedError",
+            "Status",
+            "StorageError",
+            "UnauthorizedSourceError",
+            "UnsupportedFeatureError",
+            "ZarrchiveError",
+            "ZarrchiveStore",
+            "__version__",
+        ]
     )
     for name in zarrchive.__all__:
         assert hasattr(zarrchive, name)
@@ -217,8 +245,11 @@ def test_exported_members() -> None:
 def test_sync_repo_mirrors_async_repo() -> None:
     import inspect
 
-    coros = {n for n, f in inspect.getmembers(zarrchive.AsyncRepo, inspect.iscoroutinefunction)
-             if not n.startswith("_")}
+    coros = {
+        n
+        for n, f in inspect.getmembers(zarrchive.AsyncRepo, inspect.iscoroutinefunction)
+        if not n.startswith("_")
+    }
     for name in coros - {"open_root_group"}:
         assert callable(getattr(zarrchive.Repo, name)), name
     with warnings.catch_warnings():
@@ -237,8 +268,9 @@ async def test_async_repo_in_a_loop() -> None:
 
 def test_sharded_arrays_read_by_range(tmp_path) -> None:
     repo = zarrchive.Repo.create(tmp_path / "r")
-    a = repo.root_group.create_array("s", shape=(64, 64), chunks=(8, 8), shards=(32, 32),
-                                     dtype="f4")
+    a = repo.root_group.create_array(
+        "s", shape=(64, 64), chunks=(8, 8), shards=(32, 32), dtype="f4"
+    )
     values = np.arange(64 * 64, dtype="f4").reshape(64, 64)
     a[:] = values
     repo.commit("sharded")

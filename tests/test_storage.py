@@ -53,7 +53,9 @@ def test_put_if_absent_is_create_once(storage: Storage) -> None:
 def test_put_if_absent_race_has_one_winner(storage: Storage) -> None:
     async def race() -> list[bool]:
         return list(
-            await asyncio.gather(*(storage.put_if_absent("race", str(i).encode()) for i in range(8)))
+            await asyncio.gather(
+                *(storage.put_if_absent("race", str(i).encode()) for i in range(8))
+            )
         )
 
     results = run(race())

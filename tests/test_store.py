@@ -157,9 +157,7 @@ def ensure_array_for(session: Session, key: str) -> tuple[str, tuple[int, ...]]:
     if node is not None and node.kind == "array":
         meta = dict(node.meta)
         chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
-        shape = [
-            max(s, (c + 1) * n) for s, c, n in zip(meta["shape"], coords, chunks, strict=True)
-        ]
+        shape = [max(s, (c + 1) * n) for s, c, n in zip(meta["shape"], coords, chunks, strict=True)]
         if shape != meta["shape"]:
             meta["shape"] = shape
             session.set_metadata(path, meta)
@@ -540,9 +538,7 @@ class TestZarrchiveStore(StoreTests[ZarrchiveStore, cpu.Buffer]):
         assert await store.get(key, default_buffer_prototype()) is None
         assert not await store.exists(key)
 
-    @pytest.mark.parametrize(
-        "key", ["/zarr.json", "a//zarr.json", "a/../zarr.json", "./zarr.json"]
-    )
+    @pytest.mark.parametrize("key", ["/zarr.json", "a//zarr.json", "a/../zarr.json", "./zarr.json"])
     async def test_refuses_bad_node_paths(self, store: ZarrchiveStore, key: str) -> None:
         with pytest.raises(InvalidInputError):
             await store.set(key, doc_buf(GROUP_DOC))

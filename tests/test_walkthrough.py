@@ -81,7 +81,11 @@ def test_manage_zarr_data_walkthrough(location: tuple[str, dict[str, Any] | None
 
     group = repo.root_group.create_group("group")
     arr = group.create_array(
-        "array", shape=(100,), chunks=(10,), dtype="f4", fill_value=np.nan,
+        "array",
+        shape=(100,),
+        chunks=(10,),
+        dtype="f4",
+        fill_value=np.nan,
         dimension_names=("x",),
     )
     arr[:50] = np.arange(50, dtype="f4")
@@ -102,7 +106,9 @@ def test_manage_zarr_data_walkthrough(location: tuple[str, dict[str, Any] | None
     storage.writes.clear()
     repo.move("group/array", "group/renamed")
     repo.move("group", "moved")
-    assert not [k for k in storage.reads + storage.writes if k.startswith(("chunks/", "manifests/"))]
+    assert not [
+        k for k in storage.reads + storage.writes if k.startswith(("chunks/", "manifests/"))
+    ]
     fifth = repo.commit("moves")
     assert not [k for k in storage.writes if k.startswith(("chunks/", "manifests/"))]
     np.testing.assert_array_equal(repo.root_group["moved/renamed"][:], expected_fourth)
@@ -142,8 +148,9 @@ def test_manage_zarr_data_walkthrough(location: tuple[str, dict[str, Any] | None
 
 def test_chunks_land_in_storage_and_small_ones_inline(tmp_path) -> None:
     repo = zarrchive.Repo.create(tmp_path / "r")
-    a = repo.root_group.create_array("a", shape=(4, 1000), chunks=(1, 1000), dtype="f8",
-                                     compressors=None)
+    a = repo.root_group.create_array(
+        "a", shape=(4, 1000), chunks=(1, 1000), dtype="f8", compressors=None
+    )
     a[0] = np.arange(1000.0)  # 8000 bytes -> native chunk object
     b = repo.root_group.create_array("b", shape=(4,), chunks=(2,), dtype="i1", compressors=None)
     b[:] = [1, 2, 3, 4]  # 2-byte chunks -> inline in the manifest

@@ -18,7 +18,6 @@ SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
-    import zarr
 
     from .repo import Repo
 
@@ -27,7 +26,7 @@ def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
     print(repo.status())
 
     root = repo.root_group
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     root.attrs["title"] = "zarrchive demo"
     root.attrs["last_run"] = stamp
     surface = root.require_group("surface")

@@ -60,7 +60,7 @@ def _branch_prefix(name: str) -> str:
 def _ref_body(snapshot: str | None) -> bytes:
     return encode(
         ObjectType.REF,
-        {"snapshot": snapshot, "time": dt.datetime.now(dt.timezone.utc).isoformat()},
+        {"snapshot": snapshot, "time": dt.datetime.now(dt.UTC).isoformat()},
     )
 
 
@@ -137,7 +137,7 @@ async def create_tag(storage: Storage, name: str, snapshot: str, message: str | 
         {
             "snapshot": snapshot,
             "message": message,
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "time": dt.datetime.now(dt.UTC).isoformat(),
         },
     )
     if not await storage.put_if_absent(f"refs/tag.{name}/ref", body):

@@ -25,8 +25,8 @@ from .format import RepositoryConfig, Snapshot
 from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
 from .repository import Repository
 from .session import Session
-from .store import ZarrchiveStore
 from .storage import Storage
+from .store import ZarrchiveStore
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -106,9 +106,7 @@ class AsyncRepo:
     ) -> AsyncRepo:
         """Open the repository at ``location`` and check out ``ref``."""
         repository = await Repository.open(location, storage_options=storage_options)
-        return cls(
-            repository, await repository.session(ref), author=author or _default_author()
-        )
+        return cls(repository, await repository.session(ref), author=author or _default_author())
 
     @classmethod
     async def open_or_create(
@@ -184,11 +182,18 @@ class AsyncRepo:
         modified, deleted = self.session.status()
         s = self.session
         return Status(
-            s.id, s.branch, s.snapshot_id, s.writable, tuple(modified[:limit]), tuple(deleted[:limit])
+            s.id,
+            s.branch,
+            s.snapshot_id,
+            s.writable,
+            tuple(modified[:limit]),
+            tuple(deleted[:limit]),
         )
 
     # ------------------------------------------------------------------ history and refs
-    async def get_commit_log(self, ref: str | None = None, *, limit: int | None = None) -> CommitLog:
+    async def get_commit_log(
+        self, ref: str | None = None, *, limit: int | None = None
+    ) -> CommitLog:
         """Commits reachable from ``ref`` (default: the session's base), newest first."""
         start = (await self.repository.resolve(ref)).snapshot if ref else self.session.snapshot_id
         log = CommitLog()

@@ -26,7 +26,6 @@ from .format import (
     DELETED,
     INLINE,
     NATIVE,
-    VIRTUAL,
     Manifest,
     ManifestRef,
     Node,
@@ -282,8 +281,7 @@ class Session:
             raise InvalidInputError("a commit needs a non-empty message")
         if not allow_empty and not changes.has_changes():
             raise InvalidInputError(
-                "nothing to commit: this session has no changes since commit "
-                f"{self.snapshot_id}"
+                f"nothing to commit: this session has no changes since commit {self.snapshot_id}"
             )
         storage = self.repository.storage
         delay = 0.01

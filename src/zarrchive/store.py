@@ -23,8 +23,8 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from .errors import InvalidInputError, ReadOnlyError, UnsupportedFeatureError
 from .changeset import ChunkRef
+from .errors import InvalidInputError, ReadOnlyError, UnsupportedFeatureError
 from .format import INLINE, Node
 from .session import Session
 from .zarr_keys import (
@@ -192,9 +192,7 @@ class ZarrchiveStore(Store):
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         path = _meta_path(key)

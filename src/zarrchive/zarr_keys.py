@@ -114,9 +114,7 @@ def validate_metadata(key: str, doc: Any) -> dict[str, Any]:
     if node_type == "group":
         return doc
     if node_type != "array":
-        raise InvalidInputError(
-            f"{key}: node_type must be 'group' or 'array', got {node_type!r}"
-        )
+        raise InvalidInputError(f"{key}: node_type must be 'group' or 'array', got {node_type!r}")
     for field in ("shape", "data_type", "chunk_grid", "codecs"):
         if field not in doc:
             raise InvalidInputError(f"{key}: array metadata lacks the {field!r} field")

@@ -35,11 +35,11 @@ def virtual(shape=(30, 40), urls=("file:///a", "file:///b"), seed=0) -> Manifest
 
 
 def rows(m: Manifest) -> dict[tuple[int, ...], tuple]:
+    tables = {VIRTUAL: m.urls, NATIVE: m.chunk_ids, INLINE: m.inline}
     out = {}
     for i in range(len(m)):
         k, loc = int(m.kind[i]), int(m.loc[i])
-        target = {VIRTUAL: lambda: m.urls[loc], NATIVE: lambda: m.chunk_ids[loc],
-                  INLINE: lambda: m.inline[loc], DELETED: lambda: None}[k]()
+        target = tables[k][loc] if k in tables else None
         out[tuple(int(c) for c in m.coords[i])] = (k, target, int(m.offset[i]), int(m.length[i]))
     return out
 
@@ -85,8 +85,11 @@ def test_merge_remaps_url_tables() -> None:
     a = Manifest.virtual(np.array([[0], [1]]), [0, 1], [0, 10], [10, 10], ["u0", "u1"])
     b = Manifest.virtual(np.array([[1], [2]]), [0, 0], [5, 6], [1, 1], ["u1"], ["new"])
     m = Manifest.merge([a, b], 1)
-    assert rows(m) == {(0,): (VIRTUAL, "u0", 0, 10), (1,): (VIRTUAL, "u1", 5, 1),
-                       (2,): (VIRTUAL, "u1", 6, 1)}
+    assert rows(m) == {
+        (0,): (VIRTUAL, "u0", 0, 10),
+        (1,): (VIRTUAL, "u1", 5, 1),
+        (2,): (VIRTUAL, "u1", 6, 1),
+    }
     assert dict(zip(m.urls, m.checksums, strict=True))["u1"] == "new"
 
 
@@ -99,8 +102,13 @@ def test_scalar_array_manifest() -> None:
 @settings(max_examples=50, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 20), st.integers(0, 20), st.sampled_from([0, 1, 2, 3]),
-                  st.integers(0, 2**40), st.integers(0, 2**31)),
+        st.tuples(
+            st.integers(0, 20),
+            st.integers(0, 20),
+            st.sampled_from([0, 1, 2, 3]),
+            st.integers(0, 2**40),
+            st.integers(0, 2**31),
+        ),
         max_size=60,
     ),
     st.integers(1, 4),
@@ -115,8 +123,9 @@ def test_merge_matches_dict_model(entries, nparts) -> None:
         ms = []
         for y, x, kind, off, length in part:
             if kind == VIRTUAL:
-                ms.append(Manifest.single((y, x), VIRTUAL, url=f"u{off % 3}", offset=off,
-                                          length=length))
+                ms.append(
+                    Manifest.single((y, x), VIRTUAL, url=f"u{off % 3}", offset=off, length=length)
+                )
                 model[(y, x)] = (VIRTUAL, f"u{off % 3}", off, length)
             elif kind == NATIVE:
                 ms.append(Manifest.single((y, x), NATIVE, chunk_id=f"id{off}", length=length))
@@ -166,9 +175,21 @@ def test_corrupt_and_future_objects_raise_format_error() -> None:
         Manifest.from_bytes(bytes(future))
     with pytest.raises(FormatError, match="expected a manifest"):
         Manifest.from_bytes(encode(ObjectType.SNAPSHOT, {}))
-    bad_table = encode(ObjectType.MANIFEST, {"n": 1, "ndim": 0, "coords": b"", "kind": b"\x01",
-                                             "loc": b"\x05\x00\x00\x00", "offset": b"\x00" * 8,
-                                             "length": b"\x00" * 8, "urls": [], "checksums": [],
-                                             "chunk_ids": [], "inline": []})
+    bad_table = encode(
+        ObjectType.MANIFEST,
+        {
+            "n": 1,
+            "ndim": 0,
+            "coords": b"",
+            "kind": b"\x01",
+            "loc": b"\x05\x00\x00\x00",
+            "offset": b"\x00" * 8,
+            "length": b"\x00" * 8,
+            "urls": [],
+            "checksums": [],
+            "chunk_ids": [],
+            "inline": [],
+        },
+    )
     with pytest.raises(FormatError, match="past its table"):
         Manifest.from_bytes(bad_table)

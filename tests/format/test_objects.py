@@ -41,8 +41,10 @@ def test_transaction_log_round_trip() -> None:
         deleted={"old": "id1"},
         updated_meta={"id2": "x"},
         moved=(("p", "q"),),
-        chunks={"id3": np.array([[1, 2], [3, 4]], dtype=np.uint32),
-                "id4": np.zeros((1, 0), dtype=np.uint32)},
+        chunks={
+            "id3": np.array([[1, 2], [3, 4]], dtype=np.uint32),
+            "id4": np.zeros((1, 0), dtype=np.uint32),
+        },
     )
     back = TransactionLog.from_bytes(log.to_bytes())
     assert back.deleted == log.deleted and back.moved == log.moved

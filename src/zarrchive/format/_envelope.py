@@ -30,7 +30,14 @@ class ObjectType:
     REF = 5
     SESSION = 6
 
-    NAMES = {1: "config", 2: "snapshot", 3: "manifest", 4: "transaction log", 5: "ref", 6: "session"}
+    NAMES = {
+        1: "config",
+        2: "snapshot",
+        3: "manifest",
+        4: "transaction log",
+        5: "ref",
+        6: "session",
+    }
 
 
 _cctx = zstandard.ZstdCompressor(level=3)

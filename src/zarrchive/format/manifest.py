@@ -210,8 +210,10 @@ class Manifest:
                 else np.ones(self.ndim, dtype=np.int64)
             )
             self._strides = _strides(extent)
-            keys = self.coords.astype(np.int64) @ self._strides if self.ndim else np.zeros(
-                len(self), dtype=np.int64
+            keys = (
+                self.coords.astype(np.int64) @ self._strides
+                if self.ndim
+                else np.zeros(len(self), dtype=np.int64)
             )
             if len(keys) > 1 and not np.all(keys[1:] > keys[:-1]):
                 order = np.argsort(keys, kind="stable")

@@ -70,9 +70,7 @@ class FsspecStorage(Storage):
                 raise NotFoundError(f"object {key!r} not found in {self.location}")
             return b""
         try:
-            return bytes(
-                await self.fs._cat_file(self._path(key), start=start, end=start + length)
-            )
+            return bytes(await self.fs._cat_file(self._path(key), start=start, end=start + length))
         except FileNotFoundError:
             raise NotFoundError(f"object {key!r} not found in {self.location}") from None
         except OSError as exc:
