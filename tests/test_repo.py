@@ -140,11 +140,14 @@ def test_set_virtual_refs_reads_source_bytes(tmp_path) -> None:
     assert n == 4
     np.testing.assert_array_equal(repo.root_group["v"][:], values.reshape(8, 8))
     repo.commit("virtual")
-    fresh = zarrchive.Repo.open(tmp_path / "r")
+    with pytest.raises(zarrchive.UnauthorizedSourceError, match="authorize_virtual="):
+        zarrchive.Repo.open(tmp_path / "r").root_group["v"][:]
+    allowed = [f"file://{tmp_path}/"]
+    fresh = zarrchive.Repo.open(tmp_path / "r", authorize_virtual=allowed)
     np.testing.assert_array_equal(fresh.root_group["v"][:], values.reshape(8, 8))
 
     src.unlink()
-    fresh = zarrchive.Repo.open(tmp_path / "r")
+    fresh = zarrchive.Repo.open(tmp_path / "r", authorize_virtual=allowed)
     with pytest.raises(zarrchive.SourceModifiedError, match="no longer exists"):
         fresh.root_group["v"][:]
     src.write_bytes(b"short")
@@ -181,7 +184,7 @@ def test_large_array_gets_split_manifests(tmp_path) -> None:
     repo.commit("many")
     node = repo.session.node("v")
     assert len(node.manifests) == 20 and node.split == (2, 40)
-    fresh = zarrchive.Repo.open(tmp_path / "r")
+    fresh = zarrchive.Repo.open(tmp_path / "r", authorize_virtual=[f"file://{tmp_path}/"])
     np.testing.assert_array_equal(
         fresh.root_group["v"][:].ravel(), (np.arange(1600) % 256).astype("u1")
     )

@@ -3,6 +3,8 @@
 The public names live here; everything else is implementation.
 """
 
+import warnings as _warnings
+
 from .errors import (
     ConflictError,
     FormatError,
@@ -19,6 +21,13 @@ from .format import RepositoryConfig
 from .history import CommitInfo, CommitLog, Diff, Status
 from .repo import AsyncRepo, Repo
 from .store import ZarrchiveStore
+
+# Imported NetCDF/HDF5 data is decoded with numcodecs codecs (zlib, shuffle, fletcher32) by
+# design; zarr warns about every such codec on every array it opens. Say it once, here.
+_warnings.filterwarnings(
+    "ignore",
+    message="Numcodecs codecs are not in the Zarr version 3 specification",
+)
 
 __version__ = "0.1.0"
 

@@ -179,10 +179,21 @@ class ChangeSet:
     base: Snapshot
     nodes: dict[str, Node] = field(default_factory=dict)
     chunks: dict[str, ChunkChanges] = field(default_factory=dict)
+    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, base: Snapshot) -> ChangeSet:
-        return cls(base=base, nodes=dict(base.nodes))
+        return cls(
+            base=base,
+            nodes=dict(base.nodes),
+            containers={k: dict(v) for k, v in base.containers.items()},
+        )
+
+    def add_container(self, prefix: str, options: Mapping[str, Any]) -> None:
+        """Record a virtual-chunk container (credential-free options only)."""
+        merged = dict(self.containers.get(prefix, {}))
+        merged.update(options)
+        self.containers[prefix] = merged
 
     # ------------------------------------------------------------------ nodes
     def node(self, path: str) -> Node:
@@ -325,7 +336,9 @@ class ChangeSet:
         )
 
     def has_changes(self) -> bool:
-        return not self.transaction_log().is_empty()
+        return not self.transaction_log().is_empty() or self.containers != dict(
+            self.base.containers
+        )
 
     def rebase(self, onto: Snapshot) -> ChangeSet:
         """This change set replayed on ``onto`` (conflicts must be checked first)."""
@@ -346,7 +359,10 @@ class ChangeSet:
                 nodes.pop(current.path, None)
                 node = node.with_(manifests=current.manifests, split=current.split)
             nodes[node.path] = node
-        return ChangeSet(base=onto, nodes=nodes, chunks=dict(self.chunks))
+        containers = {k: dict(v) for k, v in onto.containers.items()}
+        for prefix, options in self.containers.items():
+            containers.setdefault(prefix, {}).update(options)
+        return ChangeSet(base=onto, nodes=nodes, chunks=dict(self.chunks), containers=containers)
 
     def status_paths(self) -> tuple[list[str], list[str]]:
         """(modified, deleted) paths, for ``status``."""

@@ -23,10 +23,12 @@ from ._sync import sync
 from .errors import InvalidInputError, NotFoundError, ReadOnlyError
 from .format import RepositoryConfig, Snapshot
 from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
+from .importers import ImportSummary
 from .repository import Repository
 from .session import Session
 from .storage import Storage
 from .store import ZarrchiveStore
+from .verify import VerifyReport, verify_sources
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -103,9 +105,17 @@ class AsyncRepo:
         storage_options: dict[str, Any] | None = None,
         author: str | None = None,
         ref: str = "main",
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
     ) -> AsyncRepo:
-        """Open the repository at ``location`` and check out ``ref``."""
-        repository = await Repository.open(location, storage_options=storage_options)
+        """Open the repository at ``location`` and check out ``ref``.
+
+        ``authorize_virtual``: URL prefixes (containers) whose virtual chunks this reader may
+        fetch, as a list, or a dict mapping each prefix to storage options (credentials,
+        endpoint) for it. Reads outside them raise :class:`UnauthorizedSourceError`.
+        """
+        repository = await Repository.open(
+            location, storage_options=storage_options, authorize_virtual=authorize_virtual
+        )
         return cls(repository, await repository.session(ref), author=author or _default_author())
 
     @classmethod
@@ -117,10 +127,16 @@ class AsyncRepo:
         author: str | None = None,
         config: RepositoryConfig | None = None,
         chunkstore: str | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
     ) -> AsyncRepo:
         """Open the repository at ``location``, creating it first if there is none."""
         if await Repository.exists(location, storage_options):
-            return await cls.open(location, storage_options=storage_options, author=author)
+            return await cls.open(
+                location,
+                storage_options=storage_options,
+                author=author,
+                authorize_virtual=authorize_virtual,
+            )
         return await cls.create(
             location,
             storage_options=storage_options,
@@ -291,6 +307,54 @@ class AsyncRepo:
         return self.session.set_virtual_refs(
             _norm_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
         )
+
+    async def add_kerchunk_references(
+        self,
+        refs: Mapping[str, Any] | str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        refs_storage_options: Mapping[str, Any] | None = None,
+        remote_protocol: str | None = None,
+        overwrite: bool = False,
+    ) -> ImportSummary:
+        """Import a kerchunk reference set as virtual (and inline) chunks at ``path``.
+
+        ``refs``: a dict, a JSON file path or URL (plain, ``.gz``, ``.zst``), or a kerchunk
+        parquet reference directory; spec version 0 or 1. ``storage_options`` are for the
+        source objects (credentials are used, never stored); ``refs_storage_options`` for
+        reading ``refs`` itself (default: the same). The reference set's Zarr v2 metadata
+        becomes Zarr v3. Every source object is stat-ed once to record its checksum. On any
+        error the session is left exactly as it was.
+        """
+        from .importers.kerchunk import load_references, scan_references
+
+        target = _norm_path(path)
+        flat, base_dir = load_references(
+            refs, refs_storage_options if refs_storage_options is not None else storage_options
+        )
+        reader = self.repository.sources
+        tree = await scan_references(
+            flat,
+            stat=lambda u: reader.stat(u, storage_options),
+            base_dir=base_dir,
+            remote_protocol=remote_protocol,
+            storage_options=storage_options,
+        )
+        self.session.ingest(tree, target, overwrite=overwrite)
+        return tree.summary(target)
+
+    async def verify(self, ref: str | None = None) -> VerifyReport:
+        """Stale and missing virtual-chunk sources of a commit, without reading chunk data.
+
+        One stat per source object of every manifest of the commit (``ref``: branch, tag or
+        commit id; default the session, including its uncommitted references).
+        """
+        if ref is None:
+            session = self.session
+        else:
+            session = await self.repository.session(ref, for_writing=False)
+        return await verify_sources(session)
 
     async def open_root_group(self) -> zarr.AsyncGroup:
         import zarr.api.asynchronous as za

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class Repository:
         config: RepositoryConfig,
         *,
         storage_options: dict[str, Any] | None = None,
-        source_options: dict[str, dict[str, Any]] | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Iterable[str] | None = None,
     ) -> None:
         self.storage = storage
         self.config = config
@@ -80,7 +80,7 @@ class Repository:
         self.chunk_storage = (
             storage_for(config.chunkstore, storage_options) if config.chunkstore else storage
         )
-        self.sources = SourceReader(source_options)
+        self.sources = SourceReader(authorize_virtual)
         self._snapshots = _LRU(256)
         self._manifests = _LRU(64)
         self._logs = _LRU(256)
@@ -94,7 +94,7 @@ class Repository:
             "storage": self.storage,
             "config": self.config,
             "storage_options": self.storage_options,
-            "source_options": self.sources.storage_options,
+            "sources": self.sources,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -102,8 +102,8 @@ class Repository:
             state["storage"],
             state["config"],
             storage_options=state["storage_options"],
-            source_options=state["source_options"],
         )
+        self.sources = state["sources"]
 
     @property
     def location(self) -> str:
@@ -151,6 +151,7 @@ class Repository:
         location: str | os.PathLike[str] | Storage,
         *,
         storage_options: dict[str, Any] | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Iterable[str] | None = None,
     ) -> Repository:
         storage = storage_for(location, storage_options)
         try:
@@ -160,7 +161,12 @@ class Repository:
                 f"no zarrchive repository at {storage.location}; create one with "
                 "Repo.create(location) or Repo.open_or_create(location)"
             ) from None
-        return cls(storage, RepositoryConfig.from_bytes(data), storage_options=storage_options)
+        return cls(
+            storage,
+            RepositoryConfig.from_bytes(data),
+            storage_options=storage_options,
+            authorize_virtual=authorize_virtual,
+        )
 
     @classmethod
     async def exists(
@@ -221,7 +227,7 @@ class Repository:
                 return await self.chunk_storage.get(key)
             return await self.chunk_storage.get_range(key, start, length)
         if ref.kind == VIRTUAL:
-            return await self.sources.read(ref.url, ref.offset + start, length)
+            return await self.sources.read(ref.url, ref.offset + start, length, ref.checksum)
         raise NotFoundError("chunk was deleted")
 
     # ------------------------------------------------------------------ refs

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,9 +34,12 @@ from .format import (
     region_of,
     split_shape,
 )
+from .sources import container_of, normalize_url, public_options
 from .zarr_keys import chunk_grid_shape
+from .zarr_keys import join as join_path
 
 if TYPE_CHECKING:
+    from .importers._base import ImportedTree
     from .repository import Repository
 
 __all__ = ["Session"]
@@ -63,6 +66,9 @@ class Session:
         self.id = new_id()
         self._snapshot = snapshot
         self.changes: ChangeSet | None = ChangeSet.on(snapshot) if writable else None
+        repository.sources.container_options.update(
+            {k: dict(v) for k, v in snapshot.containers.items()}
+        )
 
     def __repr__(self) -> str:
         mode = "writable" if self.writable else "read-only"
@@ -193,13 +199,60 @@ class Session:
             if len(codes) and codes.min() < 0:
                 raise InvalidInputError("urls must not contain missing values")
             table, index = [str(u) for u in uniques], codes
-        for u in table:
-            if not u:
-                raise InvalidInputError("virtual chunk source URLs must not be empty")
-        cs = [None if checksums is None else checksums.get(u) for u in table]
+        given = table
+        table = [normalize_url(u) for u in given]
+        cs = [None if checksums is None else checksums.get(u) for u in given]
         manifest = Manifest.virtual(coords, index, offsets, lengths, table, cs)
         changes.add_refs(array_path, manifest)
+        self.register_sources(table)
         return n
+
+    def register_sources(
+        self, urls: Iterable[str], options: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """Record the containers of ``urls`` in the commit and authorise this process.
+
+        ``options`` maps a container prefix to its storage options; only their public part
+        (endpoint, region, anonymous) is recorded, credentials stay with this reader.
+        """
+        changes = self._writable()
+        prefixes = {container_of(u) for u in urls}
+        for prefix in prefixes:
+            opts = (options or {}).get(prefix, {})
+            changes.add_container(prefix, public_options(opts))
+            self.repository.sources.container_options.setdefault(prefix, {}).update(
+                public_options(opts)
+            )
+        self.repository.sources.authorize({p: (options or {}).get(p) for p in prefixes})
+
+    def ingest(self, tree: ImportedTree, path: str, *, overwrite: bool = False) -> None:
+        """Put an importer's tree of groups and arrays at ``path``, all or nothing."""
+        changes = self._writable()
+        if path in changes.nodes and path != "":
+            if not overwrite:
+                raise InvalidInputError(
+                    f"{path!r} already exists in the repository; import to another path, or "
+                    "pass overwrite=True to replace it"
+                )
+        saved_nodes, saved_chunks = dict(changes.nodes), dict(changes.chunks)
+        saved_containers = {k: dict(v) for k, v in changes.containers.items()}
+        try:
+            if path in changes.nodes and path != "" and overwrite:
+                changes.delete(path)
+            for rel, meta in sorted(tree.groups.items()):
+                changes.set_metadata(join_path(path, rel), meta)
+            for rel, arr in sorted(tree.arrays.items()):
+                full = join_path(path, rel)
+                if full in changes.nodes and overwrite:
+                    changes.delete(full)
+                changes.set_metadata(full, arr.meta)
+                if len(arr.refs):
+                    changes.add_refs(full, arr.refs)
+            self.register_sources(tree.urls(), tree.source_options)
+        except BaseException:
+            changes.nodes, changes.chunks = saved_nodes, saved_chunks
+            changes.containers = saved_containers
+            raise
 
     async def chunk_coords(self, path: str) -> np.ndarray:
         """Coordinates (n, ndim) of every chunk of array ``path`` that has data."""
@@ -327,6 +380,7 @@ class Session:
             author=author,
             metadata=dict(metadata),
             nodes=nodes,
+            containers=dict(changes.containers),
         )
         log = changes.transaction_log()
         await asyncio.gather(*(repo.put_manifest(mid, m) for mid, m in writes))

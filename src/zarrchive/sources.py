@@ -1,24 +1,49 @@
-"""Reading the bytes of virtual chunks from their source objects.
+"""Virtual-chunk sources: containers, authorisation, checksums and byte-range reads.
 
-A virtual chunk names a URL and a byte range. Local files (``file://`` URLs or absolute paths)
-are read with ``os.pread`` in a worker thread; every other URL through an fsspec async
-filesystem (one per protocol and options, created on first use). A source that is missing or
-shorter than the recorded range raises :class:`SourceModifiedError`: a virtual chunk never
-silently turns into the fill value.
+A *container* is a URL prefix holding source objects (``s3://bucket/``, ``https://host/``,
+``file:///data/dir/``). Reading a virtual chunk is allowed only when its URL lies under a
+container the reader authorised (``Repo.open(..., authorize_virtual=[...])``) or that the
+same process imported; everything else raises :class:`UnauthorizedSourceError`, so opening
+somebody else's repository cannot make it read your local files or private buckets.
+
+Each source object's *checksum* (its size plus mtime, ETag or Last-Modified, taken once per
+object at import) travels with the references. Reads verify it: local files with an
+``fstat`` of the open descriptor on every read (about a microsecond), remote objects with one
+``info`` call per object per reader, cached for ``verify_ttl`` seconds. A changed, missing or
+truncated source raises :class:`SourceModifiedError`; a virtual chunk never turns silently
+into other bytes or the fill value.
+
+Local files are read with ``os.pread`` in worker threads; every other URL through an fsspec
+async filesystem (one per protocol and option set), with concurrency bounded per reader.
+Credentials never enter repository objects: :func:`public_options` keeps only the options
+that describe where a container is (endpoint, region, anonymous access).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
-from .errors import SourceModifiedError, StorageError
+from .errors import InvalidInputError, SourceModifiedError, StorageError, UnauthorizedSourceError
 
-__all__ = ["SourceReader", "local_path"]
+__all__ = [
+    "SourceReader",
+    "SourceStat",
+    "container_of",
+    "local_path",
+    "normalize_url",
+    "public_options",
+]
+
+_PUBLIC_KEYS = {"endpoint_url", "region", "region_name", "anon", "requester_pays", "use_ssl"}
 
 
 def local_path(url: str) -> str | None:
@@ -30,51 +55,200 @@ def local_path(url: str) -> str | None:
     return None
 
 
-def _pread(path: str, offset: int, length: int) -> bytes:
+def normalize_url(url: str, base_dir: str | None = None) -> str:
+    """Absolute URL: local paths become ``file:///abs/path``; remote URLs are unchanged."""
+    if not isinstance(url, str) or not url:
+        raise InvalidInputError(f"a source URL must be a non-empty string, got {url!r}")
+    path = local_path(url)
+    if path is None:
+        return url
+    if not os.path.isabs(path):
+        path = os.path.join(base_dir or os.getcwd(), path)
+    return "file://" + os.path.normpath(path)
+
+
+def container_of(url: str) -> str:
+    """The natural container prefix of ``url``: its bucket, host or local directory."""
+    path = local_path(url)
+    if path is not None:
+        return "file://" + os.path.dirname(os.path.abspath(path)).rstrip("/") + "/"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def public_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The credential-free options of a container (what may be written to a repository)."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key in _PUBLIC_KEYS:
+            out[key] = value
+        elif key == "client_kwargs" and isinstance(value, Mapping):
+            inner = {k: v for k, v in value.items() if k in _PUBLIC_KEYS}
+            if inner:
+                out[key] = inner
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStat:
+    """Identity of a source object at one moment: its size and version marker."""
+
+    size: int
+    version: str  # "mtime_ns=...", "etag=..." or "modified=..." ("" when unknown)
+
+    @property
+    def checksum(self) -> str:
+        return f"size={self.size};{self.version}" if self.version else f"size={self.size}"
+
+    @staticmethod
+    def parse_size(checksum: str) -> int | None:
+        for part in checksum.split(";"):
+            if part.startswith("size="):
+                return int(part[5:])
+        return None
+
+
+def _local_stat(st: os.stat_result) -> SourceStat:
+    return SourceStat(st.st_size, f"mtime_ns={st.st_mtime_ns}")
+
+
+def _remote_stat(info: Mapping[str, Any]) -> SourceStat:
+    size = int(info.get("size") or info.get("Size") or 0)
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return SourceStat(size, f"etag={str(etag).strip(chr(34))}")
+    modified = info.get("LastModified") or info.get("last_modified") or info.get("mtime")
+    return SourceStat(size, f"modified={modified}" if modified else "")
+
+
+def _pread_checked(path: str, offset: int, length: int, checksum: str | None) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
+        if checksum is not None and _local_stat(os.fstat(fd)).checksum != checksum:
+            raise SourceModifiedError(
+                f"virtual chunk source file://{path} changed since it was imported "
+                f"(recorded {checksum}, now {_local_stat(os.fstat(fd)).checksum}); "
+                "re-import it to refresh the references"
+            )
         return os.pread(fd, length, offset)
     finally:
         os.close(fd)
 
 
 class SourceReader:
-    """Fetches byte ranges of source objects; ``storage_options`` per URL protocol."""
+    """Reads byte ranges of authorised source objects.
 
-    def __init__(self, storage_options: dict[str, dict[str, Any]] | None = None) -> None:
-        self.storage_options = dict(storage_options or {})
-        self._filesystems: dict[str, AsyncFileSystem] = {}
+    ``authorized`` maps container prefixes to the reader's own options for them (credentials
+    included: they stay in this process). ``container_options`` holds the public options
+    recorded in the repository, merged under the reader's.
+    """
 
-    def _fs(self, protocol: str) -> AsyncFileSystem:
-        fs = self._filesystems.get(protocol)
+    def __init__(
+        self,
+        authorized: Mapping[str, Mapping[str, Any] | None] | Iterable[str] | None = None,
+        *,
+        max_concurrency: int = 64,
+        verify_ttl: float = 60.0,
+    ) -> None:
+        self.authorized: dict[str, dict[str, Any]] = {}
+        self.authorize(authorized or {})
+        self.container_options: dict[str, dict[str, Any]] = {}
+        self.max_concurrency = max_concurrency
+        self.verify_ttl = verify_ttl
+        self._filesystems: dict[tuple[str, str], AsyncFileSystem] = {}
+        self._verified: dict[tuple[str, str], float] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "authorized": self.authorized,
+            "container_options": self.container_options,
+            "max_concurrency": self.max_concurrency,
+            "verify_ttl": self.verify_ttl,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["authorized"],
+            max_concurrency=state["max_concurrency"],
+            verify_ttl=state["verify_ttl"],
+        )
+        self.container_options = state["container_options"]
+
+    # ------------------------------------------------------------------ authorisation
+    def authorize(self, containers: Mapping[str, Mapping[str, Any] | None] | Iterable[str]) -> None:
+        """Allow reads below each prefix (optionally with options for that container)."""
+        items = (
+            containers.items()
+            if isinstance(containers, Mapping)
+            else ((c, None) for c in containers)
+        )
+        for prefix, options in items:
+            if not isinstance(prefix, str) or not prefix:
+                raise InvalidInputError(
+                    f"authorize_virtual takes URL prefixes such as 's3://bucket/' or "
+                    f"'file:///data/', got {prefix!r}"
+                )
+            prefix = normalize_url(prefix) if local_path(prefix) is not None else prefix
+            if local_path(prefix) is not None and not prefix.endswith("/"):
+                prefix += "/"
+            merged = dict(self.authorized.get(prefix, {}))
+            merged.update(options or {})
+            self.authorized[prefix] = merged
+
+    def _container(self, url: str) -> str:
+        best = ""
+        for prefix in self.authorized:
+            if url.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        if not best:
+            raise UnauthorizedSourceError(
+                f"virtual chunk source {url!r} is not under an authorised container; pass "
+                f"authorize_virtual=[{container_of(url)!r}] (or a longer prefix) to Repo.open "
+                "to allow reading it"
+            )
+        return best
+
+    def _options(self, url: str, prefix: str) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        for cprefix, copts in self.container_options.items():
+            if url.startswith(cprefix):
+                opts.update(copts)
+        opts.update(self.authorized.get(prefix, {}))
+        return opts
+
+    def _fs(self, url: str, options: Mapping[str, Any]) -> AsyncFileSystem:
+        protocol = fsspec.utils.get_protocol(url)
+        key = (protocol, repr(sorted(options.items())))
+        fs = self._filesystems.get(key)
         if fs is None:
-            cls = fsspec.get_filesystem_class(protocol)
-            opts = self.storage_options.get(protocol, {})
-            if issubclass(cls, AsyncFileSystem):
-                fs = cls(asynchronous=True, **opts)
-            else:
-                from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-
-                fs = AsyncFileSystemWrapper(cls(**opts), asynchronous=True)
-            self._filesystems[protocol] = fs
+            fs = filesystem_for(protocol, options)
+            self._filesystems[key] = fs
         return fs
 
-    async def read(self, url: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of ``url`` from ``offset``."""
+    # ------------------------------------------------------------------ reading
+    async def read(self, url: str, offset: int, length: int, checksum: str | None = None) -> bytes:
+        """``length`` bytes of ``url`` from ``offset``, checked against ``checksum``."""
+        prefix = self._container(url)
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
         path = local_path(url)
         try:
-            if path is not None:
-                data = await asyncio.to_thread(_pread, path, offset, length)
-            else:
-                protocol = fsspec.utils.get_protocol(url)
-                data = bytes(
-                    await self._fs(protocol)._cat_file(url, start=offset, end=offset + length)
-                )
+            async with self._semaphore:
+                if path is not None:
+                    data = await asyncio.to_thread(_pread_checked, path, offset, length, checksum)
+                else:
+                    fs = self._fs(url, self._options(url, prefix))
+                    if checksum is not None:
+                        await self._verify_remote(fs, url, checksum)
+                    data = bytes(await fs._cat_file(url, start=offset, end=offset + length))
         except FileNotFoundError as exc:
             raise SourceModifiedError(
                 f"virtual chunk source {url!r} no longer exists; restore it, or re-import the "
                 "dataset from where the file lives now"
             ) from exc
+        except (SourceModifiedError, UnauthorizedSourceError):
+            raise
         except OSError as exc:
             raise StorageError(f"reading virtual chunk source {url!r} failed: {exc}") from exc
         if len(data) != length:
@@ -83,3 +257,38 @@ class SourceReader:
                 f"{offset}-{offset + length}, got {len(data)}; the file changed since import"
             )
         return data
+
+    async def stat(self, url: str, options: Mapping[str, Any] | None = None) -> SourceStat:
+        """Size and version of one source object (one stat; used at import and by verify).
+
+        Raises ``FileNotFoundError`` when the object does not exist.
+        """
+        path = local_path(url)
+        if path is not None:
+            return _local_stat(await asyncio.to_thread(os.stat, path))
+        return _remote_stat(await self._fs(url, dict(options or {}))._info(url))
+
+    async def _verify_remote(self, fs: AsyncFileSystem, url: str, checksum: str) -> None:
+        key = (url, checksum)
+        seen = self._verified.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen < self.verify_ttl:
+            return
+        current = _remote_stat(await fs._info(url)).checksum
+        if current != checksum:
+            raise SourceModifiedError(
+                f"virtual chunk source {url!r} changed since it was imported (recorded "
+                f"{checksum}, now {current}); re-import it to refresh the references"
+            )
+        self._verified[key] = now
+
+
+def filesystem_for(protocol: str, options: Mapping[str, Any]) -> AsyncFileSystem:
+    """An async fsspec filesystem for ``protocol`` (sync ones wrapped)."""
+    cls = fsspec.get_filesystem_class(protocol)
+    opts = {"skip_instance_cache": True, **options}
+    if issubclass(cls, AsyncFileSystem):
+        return cls(asynchronous=True, **opts)
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+    return AsyncFileSystemWrapper(cls(**opts), asynchronous=True)

@@ -29,6 +29,9 @@ _V2_KEYS = (".zarray", ".zgroup", ".zattrs", ".zmetadata")
 
 
 def join(path: str, name: str) -> str:
+    """``path/name`` for store paths, where either may be the root ``""``."""
+    if not name:
+        return path
     return f"{path}/{name}" if path else name
 
 

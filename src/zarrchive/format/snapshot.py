@@ -3,7 +3,8 @@
 A snapshot maps each path of the hierarchy to a :class:`Node`: a stable random id (kept across
 moves), whether it is a group or an array, its Zarr v3 ``zarr.json`` document, and for arrays
 the manifests that hold its chunk references, one per region of the chunk grid. The snapshot
-also records its parent, message, author, time and user metadata; its id is the commit id.
+also records its parent, message, author, time and user metadata, and the virtual-chunk
+containers its references point into; its id is the commit id.
 Paths are zarr store paths: ``""`` is the root, ``"a/b"`` a descendant. Pure: no I/O.
 """
 
@@ -95,6 +96,8 @@ class Snapshot:
     time: str = field(default_factory=_now)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     nodes: Mapping[str, Node] = field(default_factory=dict)
+    #: virtual-chunk containers (URL prefix -> credential-free options) the commit refers to
+    containers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -114,6 +117,7 @@ class Snapshot:
             "time": self.time,
             "metadata": dict(self.metadata),
             "nodes": [n.to_dict() for n in self.nodes.values()],
+            "containers": {k: dict(v) for k, v in self.containers.items()},
         }
         return encode(ObjectType.SNAPSHOT, body)
 
@@ -130,6 +134,7 @@ class Snapshot:
                 time=body["time"],
                 metadata=body["metadata"],
                 nodes=nodes,
+                containers=body.get("containers", {}),
             )
         except (KeyError, TypeError, IndexError) as exc:
             raise FormatError(f"snapshot {what} is corrupt: missing {exc}") from exc

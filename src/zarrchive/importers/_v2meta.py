@@ -1,0 +1,202 @@
+"""Zarr v2 metadata (``.zarray`` / ``.zattrs`` / ``.zgroup``) to Zarr v3 ``zarr.json``.
+
+Parsing is zarr-python's own (``ArrayV2Metadata.from_dict``: dtypes, fill values, numcodecs
+codecs) and so is the output (``ArrayV3Metadata`` serialised by zarr). What is ours is the
+codec order: zarr's migration helper refuses v2 *filters* that work on bytes, but HDF5's
+shuffle is exactly such a filter (kerchunk writes ``filters=[shuffle], compressor=zlib``), so
+bytes-to-bytes filters are placed after the ``bytes`` codec, where they act on the same bytes
+as in v2. Also ours: dimension names from ``_ARRAY_DIMENSIONS``, and the v2 fill value carried
+as xarray's ``_FillValue`` attribute so that xarray masks exactly as it does for v2 (xarray
+ignores a v3 array's ``fill_value`` for masking). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Codec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.metadata.v2 import ArrayV2Metadata
+from zarr.core.metadata.v3 import ArrayV3Metadata
+
+from ..errors import InvalidInputError, UnsupportedFeatureError
+
+__all__ = ["convert_array", "convert_group", "xarray_fill_value"]
+
+
+def convert_group(zattrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"zarr_format": 3, "node_type": "group", "attributes": dict(zattrs or {})}
+
+
+def xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    """``value`` encoded the way xarray's zarr v3 backend decodes ``_FillValue``."""
+    if dtype.kind == "f":
+        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+    if dtype.kind == "c":
+        c = complex(value)
+        return [
+            base64.standard_b64encode(struct.pack("<d", c.real)).decode(),
+            base64.standard_b64encode(struct.pack("<d", c.imag)).decode(),
+        ]
+    if dtype.kind == "S":
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        return base64.standard_b64encode(raw).decode()
+    if dtype.kind == "b":
+        return bool(value)
+    if dtype.kind in "iu":
+        return int(value)
+    return value
+
+
+def _codec_v3(codec: Any, where: str, itemsize: int = 1) -> Codec:
+    from zarr.registry import get_codec_class
+
+    codec_id = codec.codec_id
+    if codec_id == "blosc":
+        from zarr.codecs import BloscCodec, BloscShuffle
+
+        shuffle = codec.shuffle
+        if shuffle == -1:  # numcodecs AUTOSHUFFLE: bit shuffle for 1-byte items, else byte
+            shuffle = 2 if itemsize == 1 else 1
+        return BloscCodec(
+            typesize=itemsize,
+            cname=codec.cname,
+            clevel=codec.clevel,
+            shuffle=BloscShuffle.from_int(shuffle),
+            blocksize=codec.blocksize,
+        )
+    if codec_id == "vlen-utf8":
+        from zarr.codecs import VLenUTF8Codec
+
+        return VLenUTF8Codec()
+    if codec_id == "vlen-bytes":
+        from zarr.codecs import VLenBytesCodec
+
+        return VLenBytesCodec()
+    native = {"zstd": "zstd", "gzip": "gzip", "crc32c": "crc32c"}
+    if codec_id in native:
+        cfg = {k: v for k, v in codec.get_config().items() if k != "id"}
+        if codec_id == "zstd":
+            cfg = {"level": cfg.get("level", 0), "checksum": bool(cfg.get("checksum", False))}
+        if codec_id == "gzip":
+            cfg = {"level": cfg.get("level", 1)}
+        return get_codec_class(native[codec_id]).from_dict(
+            {"name": native[codec_id], "configuration": cfg}
+        )
+    name = f"numcodecs.{codec_id}"
+    try:
+        cls = get_codec_class(name)
+    except KeyError as exc:
+        raise UnsupportedFeatureError(
+            f"{where}: codec {codec_id!r} has no Zarr v3 equivalent that zarr-python can "
+            "decode; install the package that registers it, or import without this array"
+        ) from exc
+    return cls.from_dict({"name": name, "configuration": codec.get_config()})
+
+
+def convert_array(
+    zarray: Mapping[str, Any], zattrs: Mapping[str, Any] | None, where: str
+) -> dict[str, Any]:
+    """The Zarr v3 ``zarr.json`` document equivalent to a v2 array's metadata."""
+    attrs = dict(zattrs or {})
+    try:
+        v2 = ArrayV2Metadata.from_dict({**dict(zarray), "attributes": {}})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInputError(f"{where}: invalid Zarr v2 array metadata: {exc}") from exc
+    from zarr.codecs import BytesCodec, TransposeCodec
+
+    ndim = len(v2.shape)
+    array_array: list[Codec] = []
+    serializer: Codec | None = None
+    bytes_bytes: list[Codec] = []
+    if v2.order == "F" and ndim > 1:
+        array_array.append(TransposeCodec(order=list(range(ndim - 1, -1, -1))))
+    for f in v2.filters or ():
+        c = _codec_v3(f, where)
+        if isinstance(c, ArrayBytesCodec):
+            if serializer is not None or bytes_bytes:
+                raise UnsupportedFeatureError(
+                    f"{where}: filter {f.codec_id!r} cannot follow others"
+                )
+            serializer = c
+        elif isinstance(c, ArrayArrayCodec):
+            if bytes_bytes:
+                raise UnsupportedFeatureError(
+                    f"{where}: array filter {f.codec_id!r} after a bytes filter has no Zarr v3 "
+                    "equivalent"
+                )
+            array_array.append(c)
+        elif isinstance(c, BytesBytesCodec):
+            bytes_bytes.append(c)
+    if serializer is None:
+        endian = getattr(v2.dtype, "endianness", None)
+        serializer = BytesCodec(endian=endian) if endian is not None else BytesCodec(endian=None)
+    if v2.compressor is not None:
+        c = _codec_v3(v2.compressor, where, v2.dtype.to_native_dtype().itemsize)
+        if not isinstance(c, BytesBytesCodec):
+            raise UnsupportedFeatureError(
+                f"{where}: compressor {v2.compressor.codec_id!r} is not a bytes-to-bytes codec"
+            )
+        bytes_bytes.append(c)
+
+    dims = attrs.pop("_ARRAY_DIMENSIONS", None)
+    if dims is not None:
+        if (
+            not isinstance(dims, list)
+            or len(dims) != ndim
+            or not all(isinstance(d, str) for d in dims)
+        ):
+            raise InvalidInputError(
+                f"{where}: _ARRAY_DIMENSIONS must list {ndim} dimension names, got {dims!r}"
+            )
+    native = v2.dtype.to_native_dtype()
+    if v2.fill_value is not None and "_FillValue" not in attrs and native.kind in "fciubS":
+        attrs["_FillValue"] = xarray_fill_value(v2.fill_value, native)
+    elif "_FillValue" in attrs and native.kind in "fcS":
+        attrs["_FillValue"] = xarray_fill_value(attrs["_FillValue"], native)
+    _check_json_attrs(attrs, where)
+
+    fill = v2.fill_value if v2.fill_value is not None else v2.dtype.default_scalar()
+    try:
+        v3 = ArrayV3Metadata(
+            shape=v2.shape,
+            data_type=v2.dtype,
+            chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(v2.chunks)}},
+            chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
+            fill_value=fill,
+            codecs=[*array_array, serializer, *bytes_bytes],
+            attributes=attrs,
+            dimension_names=dims,
+        )
+        raw = v3.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    except (ValueError, TypeError) as exc:
+        raise UnsupportedFeatureError(
+            f"{where}: cannot express this array in Zarr v3: {exc}"
+        ) from exc
+    return json.loads(raw)
+
+
+def _check_json_attrs(attrs: Mapping[str, Any], where: str) -> None:
+    """Attributes must survive JSON: NaN/inf become the strings Zarr v3 uses for them."""
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        return v
+
+    for key in list(attrs):
+        attrs[key] = fix(attrs[key])  # type: ignore[index]
+    try:
+        json.dumps(attrs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}: attributes are not JSON-serialisable: {exc}") from exc
