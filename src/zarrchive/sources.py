@@ -15,6 +15,10 @@ into other bytes or the fill value.
 
 Local files are read with ``os.pread`` in worker threads; every other URL through an fsspec
 async filesystem (one per protocol and option set), with concurrency bounded per reader.
+Remote ranges requested in the same event-loop turn (zarr asks for all chunks of a read at
+once) are grouped per object and coalesced when they lie within ``coalesce_gap`` bytes of
+each other, so a whole-variable read of one file costs a few requests instead of one per
+chunk.
 Credentials never enter repository objects: :func:`public_options` keeps only the options
 that describe where a container is (endpoint, region, anonymous access).
 """
@@ -36,6 +40,7 @@ from .errors import InvalidInputError, SourceModifiedError, StorageError, Unauth
 
 __all__ = [
     "SourceReader",
+    "plan_requests",
     "SourceStat",
     "container_of",
     "local_path",
@@ -135,6 +140,28 @@ def _pread_checked(path: str, offset: int, length: int, checksum: str | None) ->
         os.close(fd)
 
 
+def plan_requests(
+    offsets: list[int], lengths: list[int], gap: int, max_size: int
+) -> list[tuple[int, int, list[int]]]:
+    """Group byte ranges of one object into requests ``(start, end, member indices)``.
+
+    Ranges are taken in offset order; a range joins the current request when it starts at
+    most ``gap`` bytes after the request's end and the request stays within ``max_size``.
+    Overlapping and duplicate ranges share a request.
+    """
+    order = sorted(range(len(offsets)), key=lambda i: offsets[i])
+    plan: list[tuple[int, int, list[int]]] = []
+    for i in order:
+        start, end = offsets[i], offsets[i] + lengths[i]
+        if plan:
+            p_start, p_end, members = plan[-1]
+            if start - p_end <= gap and max(end, p_end) - p_start <= max_size:
+                plan[-1] = (p_start, max(end, p_end), [*members, i])
+                continue
+        plan.append((start, end, [i]))
+    return plan
+
+
 class SourceReader:
     """Reads byte ranges of authorised source objects.
 
@@ -149,6 +176,8 @@ class SourceReader:
         *,
         max_concurrency: int = 64,
         verify_ttl: float = 60.0,
+        coalesce_gap: int = 256 * 1024,
+        max_request_size: int = 16 * 1024 * 1024,
     ) -> None:
         self.authorized: dict[str, dict[str, Any]] = {}
         self.authorize(authorized or {})
@@ -158,6 +187,14 @@ class SourceReader:
         self._filesystems: dict[tuple[str, str], AsyncFileSystem] = {}
         self._verified: dict[tuple[str, str], float] = {}
         self._semaphore: asyncio.Semaphore | None = None
+        #: ranges of one remote object closer than this many bytes share one request
+        self.coalesce_gap = coalesce_gap
+        #: coalesced requests stop growing at this size
+        self.max_request_size = max_request_size
+        #: remote requests sent (after coalescing), for diagnostics and tests
+        self.requests_made = 0
+        self._pending: dict[str, list[tuple[int, int, asyncio.Future[bytes]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -165,6 +202,8 @@ class SourceReader:
             "container_options": self.container_options,
             "max_concurrency": self.max_concurrency,
             "verify_ttl": self.verify_ttl,
+            "coalesce_gap": self.coalesce_gap,
+            "max_request_size": self.max_request_size,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -172,6 +211,8 @@ class SourceReader:
             state["authorized"],
             max_concurrency=state["max_concurrency"],
             verify_ttl=state["verify_ttl"],
+            coalesce_gap=state["coalesce_gap"],
+            max_request_size=state["max_request_size"],
         )
         self.container_options = state["container_options"]
 
@@ -234,14 +275,14 @@ class SourceReader:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         path = local_path(url)
         try:
-            async with self._semaphore:
-                if path is not None:
+            if path is not None:
+                async with self._semaphore:
                     data = await asyncio.to_thread(_pread_checked, path, offset, length, checksum)
-                else:
-                    fs = self._fs(url, self._options(url, prefix))
-                    if checksum is not None:
-                        await self._verify_remote(fs, url, checksum)
-                    data = bytes(await fs._cat_file(url, start=offset, end=offset + length))
+            if path is None:
+                fs = self._fs(url, self._options(url, prefix))
+                if checksum is not None:
+                    await self._verify_remote(fs, url, checksum)
+                data = await self._coalesced(fs, url, offset, length)
         except FileNotFoundError as exc:
             raise SourceModifiedError(
                 f"virtual chunk source {url!r} no longer exists; restore it, or re-import the "
@@ -257,6 +298,44 @@ class SourceReader:
                 f"{offset}-{offset + length}, got {len(data)}; the file changed since import"
             )
         return data
+
+    async def _coalesced(self, fs: AsyncFileSystem, url: str, offset: int, length: int) -> bytes:
+        """Queue one range; ranges queued for ``url`` in the same loop turn share requests."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        batch = self._pending.get(url)
+        if batch is None:
+            batch = self._pending[url] = []
+            loop.call_soon(lambda: self._tasks.add(loop.create_task(self._flush(fs, url))))
+        batch.append((offset, length, future))
+        return await future
+
+    async def _flush(self, fs: AsyncFileSystem, url: str) -> None:
+        batch = self._pending.pop(url)
+        plan = plan_requests(
+            [b[0] for b in batch], [b[1] for b in batch], self.coalesce_gap, self.max_request_size
+        )
+        assert self._semaphore is not None
+
+        async def fetch(start: int, end: int, members: list[int]) -> None:
+            try:
+                async with self._semaphore:  # type: ignore[union-attr]
+                    data = bytes(await fs._cat_file(url, start=start, end=end))
+            except BaseException as exc:
+                for i in members:
+                    if not batch[i][2].done():
+                        batch[i][2].set_exception(exc)
+                return
+            for i in members:
+                off, length, fut = batch[i]
+                if not fut.done():
+                    fut.set_result(data[off - start : off - start + length])
+
+        try:
+            await asyncio.gather(*(fetch(*req) for req in plan))
+        finally:
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+        self.requests_made += len(plan)
 
     async def stat(self, url: str, options: Mapping[str, Any] | None = None) -> SourceStat:
         """Size and version of one source object (one stat; used at import and by verify).
