@@ -180,6 +180,8 @@ class ChangeSet:
     nodes: dict[str, Node] = field(default_factory=dict)
     chunks: dict[str, ChunkChanges] = field(default_factory=dict)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: operations applied since the session last persisted them (see ``journal``)
+    pending_ops: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def on(cls, base: Snapshot) -> ChangeSet:
@@ -194,6 +196,7 @@ class ChangeSet:
         merged = dict(self.containers.get(prefix, {}))
         merged.update(options)
         self.containers[prefix] = merged
+        self.pending_ops.append(["cont", prefix, dict(options)])
 
     # ------------------------------------------------------------------ nodes
     def node(self, path: str) -> Node:
@@ -223,16 +226,17 @@ class ChangeSet:
         """Create or update the node at ``path`` from its ``zarr.json`` document."""
         kind = meta["node_type"]
         old = self.nodes.get(path)
+        self.pending_ops.append(["meta", path, meta])
         if old is not None and old.kind == kind:
             if kind == "array" and not _same_layout(old.meta, meta):
-                self.delete(path)
+                self._delete(path)
                 old = None
             else:
                 node = old.with_(meta=meta)
                 self.nodes[path] = node
                 return node
         if old is not None:
-            self.delete(path)
+            self._delete(path)
         self._ensure_parents(path)
         node = Node(new_id(), path, kind, meta)
         self.nodes[path] = node
@@ -240,6 +244,10 @@ class ChangeSet:
 
     def delete(self, path: str) -> None:
         """Delete the node at ``path`` and everything below it."""
+        self._delete(path)
+        self.pending_ops.append(["del", path])
+
+    def _delete(self, path: str) -> None:
         if path not in self.nodes:
             raise NotFoundError(f"no group or array at {path or '/'!r}")
         for p in [path, *self.descendants(path)]:
@@ -260,6 +268,7 @@ class ChangeSet:
             node = self.nodes.pop(p)
             new_path = dest + p[len(source) :]
             self.nodes[new_path] = node.with_(path=new_path)
+        self.pending_ops.append(["move", source, dest])
 
     # ------------------------------------------------------------------ chunks
     def _array(self, path: str) -> Node:
@@ -278,11 +287,26 @@ class ChangeSet:
             check_grid=ref.kind != DELETED,
         )
         self.chunks.setdefault(node.id, ChunkChanges(len(coord))).set(coord, ref)
+        self.pending_ops.append(
+            [
+                "chunk",
+                path,
+                list(coord),
+                ref.kind,
+                ref.chunk_id,
+                ref.data,
+                ref.url,
+                ref.checksum,
+                ref.offset,
+                ref.length,
+            ]
+        )
 
     def add_refs(self, path: str, manifest: Manifest) -> None:
         node = self._array(path)
         self._check_coords(node, manifest.coords)
         self.chunks.setdefault(node.id, ChunkChanges(manifest.ndim)).add_batch(manifest)
+        self.pending_ops.append(["refs", path, manifest])
 
     @staticmethod
     def _check_coords(node: Node, coords: np.ndarray, *, check_grid: bool = True) -> None:
@@ -302,6 +326,27 @@ class ChangeSet:
 
     def chunk_changes(self, node_id: str) -> ChunkChanges | None:
         return self.chunks.get(node_id)
+
+    def apply(self, op: list[Any]) -> None:
+        """Re-apply one recorded operation (replaying a persisted session)."""
+        name = op[0]
+        if name == "meta":
+            self.set_metadata(op[1], op[2])
+        elif name == "del":
+            self.delete(op[1])
+        elif name == "move":
+            self.move(op[1], op[2])
+        elif name == "chunk":
+            kind, chunk_id, data, url, checksum, offset, length = op[3:10]
+            self.set_chunk(
+                op[1], tuple(op[2]), ChunkRef(kind, chunk_id, data, url, checksum, offset, length)
+            )
+        elif name == "refs":
+            self.add_refs(op[1], op[2])
+        elif name == "cont":
+            self.add_container(op[1], op[2])
+        else:
+            raise InvalidInputError(f"unknown session operation {name!r}")
 
     # ------------------------------------------------------------------ summaries
     def transaction_log(self) -> TransactionLog:
@@ -362,7 +407,13 @@ class ChangeSet:
         containers = {k: dict(v) for k, v in onto.containers.items()}
         for prefix, options in self.containers.items():
             containers.setdefault(prefix, {}).update(options)
-        return ChangeSet(base=onto, nodes=nodes, chunks=dict(self.chunks), containers=containers)
+        return ChangeSet(
+            base=onto,
+            nodes=nodes,
+            chunks=dict(self.chunks),
+            containers=containers,
+            pending_ops=self.pending_ops,
+        )
 
     def status_paths(self) -> tuple[list[str], list[str]]:
         """(modified, deleted) paths, for ``status``."""

@@ -9,6 +9,7 @@ properties, as in Arraylake.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import getpass
 import inspect
@@ -24,6 +25,7 @@ from .errors import InvalidInputError, NotFoundError, ReadOnlyError
 from .format import RepositoryConfig, Snapshot
 from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
 from .importers import ImportSummary
+from .journal import SessionInfo, list_sessions
 from .repository import Repository
 from .session import Session
 from .storage import Storage
@@ -95,7 +97,7 @@ class AsyncRepo:
         repository = await Repository.create(
             location, storage_options=storage_options, config=config, author=author
         )
-        return cls(repository, await repository.session("main"), author=author)
+        return cls(repository, await repository.session("main", author=author), author=author)
 
     @classmethod
     async def open(
@@ -116,7 +118,8 @@ class AsyncRepo:
         repository = await Repository.open(
             location, storage_options=storage_options, authorize_virtual=authorize_virtual
         )
-        return cls(repository, await repository.session(ref), author=author or _default_author())
+        author = author or _default_author()
+        return cls(repository, await repository.session(ref, author=author), author=author)
 
     @classmethod
     async def open_or_create(
@@ -160,7 +163,9 @@ class AsyncRepo:
                 "the current session has uncommitted changes; commit them, or call "
                 "discard_changes(), before checking out another ref"
             )
-        self._set_session(await self.repository.session(ref, for_writing=for_writing))
+        self._set_session(
+            await self.repository.session(ref, for_writing=for_writing, author=self.author)
+        )
         return self.session.snapshot_id
 
     async def commit(
@@ -191,7 +196,52 @@ class AsyncRepo:
 
     async def discard_changes(self) -> None:
         """Drop every uncommitted change of the session."""
-        self.session.discard_changes()
+        await self.session.discard_changes()
+
+    async def create_session(
+        self,
+        ref: str = "main",
+        *,
+        for_writing: bool = True,
+        expires_in: dt.timedelta | float | None = None,
+        message: str | None = None,
+    ) -> SessionInfo:
+        """Start a new session on ``ref`` and make it the current one.
+
+        Writable sessions persist their changes as they go, so ``join_session(id)`` can
+        continue them in another process. ``expires_in``: default 24 hours, at most 7 days.
+        """
+        if self.session.has_changes:
+            raise InvalidInputError(
+                "the current session has uncommitted changes; commit or discard them first"
+            )
+        self._set_session(
+            await self.repository.session(
+                ref,
+                for_writing=for_writing,
+                expires_in=expires_in,
+                message=message,
+                author=self.author,
+            )
+        )
+        return self.session.info()
+
+    async def join_session(self, session_id: str) -> SessionInfo:
+        """Continue a persisted session (every write it acknowledged is there)."""
+        self._set_session(await self.repository.join_session(session_id))
+        return self.session.info()
+
+    async def list_active_sessions(self) -> list[SessionInfo]:
+        """Persisted sessions that can still be joined and committed."""
+        return [s for s in await list_sessions(self.repository.storage) if s.state == "active"]
+
+    async def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
+        """Extend (or shorten) the current session's life, from now; at most 7 days."""
+        return await self.session.update_expiration(expires_in)
+
+    async def abandon(self) -> None:
+        """Abandon the current session: its changes are dropped, it cannot commit."""
+        await self.session.abandon()
 
     async def status(self, limit: int = 1000) -> Status:
         """Modified and deleted paths of the current session."""
@@ -289,6 +339,7 @@ class AsyncRepo:
     async def move(self, source: str, dest: str) -> None:
         """Rename a group or array; no chunk is read, copied or rewritten."""
         self.session.move(_norm_path(source), _norm_path(dest))
+        await self.session.flush()
 
     async def set_virtual_refs(
         self,
@@ -304,9 +355,11 @@ class AsyncRepo:
 
         ``chunk_coords`` is (n, ndim); ``urls`` one URL for all or one per chunk; returns n.
         """
-        return self.session.set_virtual_refs(
+        n = self.session.set_virtual_refs(
             _norm_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
         )
+        await self.session.flush()
+        return n
 
     async def add_kerchunk_references(
         self,
@@ -342,6 +395,7 @@ class AsyncRepo:
             storage_options=storage_options,
         )
         self.session.ingest(tree, target, overwrite=overwrite)
+        await self.session.flush()
         return tree.summary(target)
 
     async def verify(self, ref: str | None = None) -> VerifyReport:
@@ -355,6 +409,36 @@ class AsyncRepo:
         else:
             session = await self.repository.session(ref, for_writing=False)
         return await verify_sources(session)
+
+    async def export_kerchunk(
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        ref: str | None = None,
+        format: str = "json",
+        storage_options: dict[str, Any] | None = None,
+    ) -> Any:
+        """Export a commit as a kerchunk reference set (spec version 1, Zarr v2 metadata).
+
+        ``ref`` is a branch, tag or commit id (default: the session's base commit; uncommitted
+        changes are not exported). With no ``target`` the references are returned as a dict;
+        otherwise they are written to ``target`` (a path or fsspec URL, with
+        ``storage_options``) as JSON or, with ``format="parquet"``, as a kerchunk parquet
+        reference directory, and ``target`` is returned. Open the result with fsspec's
+        ``reference://`` filesystem and zarr (``zarr_format=2``) or xarray. Raises
+        :class:`UnsupportedFeatureError` for what Zarr v2 cannot express (sharding, ...) and
+        for native chunks of an in-memory repository.
+        """
+        from .export import export_kerchunk
+
+        snapshot_id = await self._commit_id(ref)
+        return await export_kerchunk(
+            self.repository,
+            snapshot_id,
+            target,
+            format=format,
+            storage_options=storage_options,
+        )
 
     async def open_root_group(self) -> zarr.AsyncGroup:
         import zarr.api.asynchronous as za

@@ -8,6 +8,7 @@ knows nothing about zarr's store interface or the user-facing ``Repo``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 from . import refs
 from .changeset import ChunkRef
-from .errors import InvalidInputError, NotFoundError
+from .errors import InvalidInputError, NotFoundError, ReadOnlyError
 from .format import (
     INLINE,
     NATIVE,
@@ -29,6 +30,7 @@ from .format import (
     is_id,
     new_id,
 )
+from .journal import now_utc, read_info
 from .session import Session, not_found_ref, warn_detached
 from .sources import SourceReader
 from .storage import Storage, storage_for
@@ -249,13 +251,61 @@ class Repository:
             return ResolvedRef(ref, None)
         raise not_found_ref(ref)
 
-    async def session(self, ref: str = "main", *, for_writing: bool = True) -> Session:
+    async def session(
+        self,
+        ref: str = "main",
+        *,
+        for_writing: bool = True,
+        expires_in: Any = None,
+        message: str | None = None,
+        author: str = "",
+    ) -> Session:
         resolved = await self.resolve(ref)
         snapshot = await self.get_snapshot(resolved.snapshot)
         if resolved.branch is None and for_writing:
             warn_detached(ref, resolved.snapshot)
         writable = for_writing and resolved.branch is not None
-        return Session(self, snapshot, branch=resolved.branch, writable=writable)
+        return Session(
+            self,
+            snapshot,
+            branch=resolved.branch,
+            writable=writable,
+            expires_in=expires_in,
+            message=message,
+            author=author,
+        )
+
+    async def join_session(self, session_id: str) -> Session:
+        """Continue a persisted writable session (in this or another process)."""
+        info = await read_info(self.storage, session_id)
+        if info.state == "active":
+            # the writer may have died between moving the branch and marking the session
+            tip = await refs.branch_tip(self.storage, info.branch)
+            async for snap in self.ancestry(tip.snapshot):  # type: ignore[arg-type]
+                if snap.session == session_id:
+                    raise ReadOnlyError(
+                        f"session {session_id} is committed (as {snap.id}) and cannot be "
+                        "joined; start a new one"
+                    )
+                if snap.id == info.base:
+                    break
+        if info.state != "active":
+            raise ReadOnlyError(
+                f"session {session_id} is {info.state} and cannot be joined; start a new one"
+            )
+        session = Session(
+            self,
+            await self.get_snapshot(info.base),
+            branch=info.branch,
+            writable=True,
+            session_id=session_id,
+            expires_in=max(info.expires - now_utc(), dt.timedelta(seconds=1)),
+            message=info.message,
+            author=info.author,
+        )
+        session.created, session.expires = info.created, info.expires
+        await session.replay()
+        return session
 
     async def ancestry(self, snapshot_id: str) -> AsyncIterator[Snapshot]:
         sid: str | None = snapshot_id

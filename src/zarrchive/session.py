@@ -11,6 +11,7 @@ new tip (after checking for conflicts) and tries again with jittered exponential
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from .format import (
     region_of,
     split_shape,
 )
+from .journal import Journal, SessionInfo, check_expiry, now_utc
 from .sources import container_of, normalize_url, public_options
 from .zarr_keys import chunk_grid_shape
 from .zarr_keys import join as join_path
@@ -57,18 +59,107 @@ class Session:
         *,
         branch: str | None,
         writable: bool,
+        session_id: str | None = None,
+        expires_in: dt.timedelta | float | None = None,
+        message: str | None = None,
+        author: str = "",
     ) -> None:
         if writable and branch is None:
             raise InvalidInputError("a writable session needs a branch")
         self.repository = repository
         self.branch = branch
         self.writable = writable
-        self.id = new_id()
+        self.commit_attempts = 0
+        self.message = message
+        self.author = author
+        self._expires_in = check_expiry(expires_in)
+        self._new_identity(session_id)
         self._snapshot = snapshot
+        self._flush_lock: asyncio.Lock | None = None
         self.changes: ChangeSet | None = ChangeSet.on(snapshot) if writable else None
         repository.sources.container_options.update(
             {k: dict(v) for k, v in snapshot.containers.items()}
         )
+
+    def _new_identity(self, session_id: str | None = None) -> None:
+        self.id = session_id or new_id()
+        self.created = now_utc()
+        self.expires = self.created + self._expires_in
+        self.journal = Journal(self.repository.storage, self.id) if self.writable else None
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            id=self.id,
+            branch=self.branch or "",
+            base=self.snapshot_id,
+            author=self.author,
+            message=self.message,
+            created=self.created,
+            expires=self.expires,
+            state="active" if self.writable else "read-only",
+        )
+
+    # ------------------------------------------------------------------ durability
+    async def flush(self) -> None:
+        """Persist every change made so far (called before a write is acknowledged)."""
+        changes = self.changes
+        if changes is None or not changes.pending_ops:
+            return
+        assert self.journal is not None
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:
+            ops = changes.pending_ops[:]
+            if not ops:
+                return
+            del changes.pending_ops[: len(ops)]
+            try:
+                self._check_alive()
+                if not self.journal.started:
+                    await self.journal.start(self.info())
+                await self.journal.append(ops)
+            except BaseException:
+                changes.pending_ops[:0] = ops
+                raise
+
+    def _check_alive(self) -> None:
+        if now_utc() >= self.expires:
+            raise ReadOnlyError(
+                f"session {self.id} expired at {self.expires:%Y-%m-%d %H:%M:%S} UTC; its "
+                "changes can no longer be written or committed (update_expiration earlier, "
+                "or start a new session)"
+            )
+
+    async def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
+        """Let the session live ``expires_in`` from now (at most 7 days)."""
+        self._writable()
+        self._expires_in = check_expiry(expires_in)
+        self.expires = now_utc() + self._expires_in
+        assert self.journal is not None
+        if self.journal.started:
+            await self.journal.set_expiry(self.expires)
+        return self.expires
+
+    async def abandon(self) -> None:
+        """Give the session up: its changes are dropped and it can no longer commit."""
+        changes = self._writable()
+        if self.journal is not None and self.journal.started:
+            await self.journal.mark("abandoned", {"time": now_utc().isoformat()})
+        self.changes = None
+        self.writable = False
+        self._snapshot = changes.base
+
+    async def replay(self) -> None:
+        """Rebuild the change set from the persisted journal (``join_session``)."""
+        changes = self._writable()
+        assert self.journal is not None
+        for op in await self.journal.entries():
+            if op[0] == "rebase":
+                changes = changes.rebase(await self.repository.get_snapshot(op[1]))
+            else:
+                changes.apply(op)
+        changes.pending_ops.clear()
+        self.changes = changes
 
     def __repr__(self) -> str:
         mode = "writable" if self.writable else "read-only"
@@ -150,6 +241,7 @@ class Session:
             chunk_id = await self.repository.write_native_chunk(data)
             ref = ChunkRef(NATIVE, chunk_id=chunk_id, length=len(data))
         changes.set_chunk(path, coord, ref)
+        await self.flush()
 
     def delete_chunk(self, path: str, coord: tuple[int, ...]) -> None:
         self._writable().set_chunk(path, coord, ChunkRef(DELETED))
@@ -228,23 +320,32 @@ class Session:
     def ingest(self, tree: ImportedTree, path: str, *, overwrite: bool = False) -> None:
         """Put an importer's tree of groups and arrays at ``path``, all or nothing."""
         changes = self._writable()
-        if path in changes.nodes and path != "":
-            if not overwrite:
-                raise InvalidInputError(
-                    f"{path!r} already exists in the repository; import to another path, or "
-                    "pass overwrite=True to replace it"
-                )
+        clashes = [
+            join_path(path, rel) for rel in tree.arrays if join_path(path, rel) in changes.nodes
+        ] + [
+            join_path(path, rel)
+            for rel in tree.groups
+            if changes.nodes.get(join_path(path, rel), None) is not None
+            and changes.nodes[join_path(path, rel)].kind != "group"
+        ]
+        if path and path in changes.nodes and path not in clashes:
+            clashes.append(path)
+        if clashes and not overwrite:
+            raise InvalidInputError(
+                f"cannot import at {path or '/'!r}: a group or array already exists at "
+                f"{', '.join(repr(c) for c in sorted(clashes))}; import to another path, or "
+                "pass overwrite=True to replace it"
+            )
         saved_nodes, saved_chunks = dict(changes.nodes), dict(changes.chunks)
         saved_containers = {k: dict(v) for k, v in changes.containers.items()}
         try:
-            if path in changes.nodes and path != "" and overwrite:
-                changes.delete(path)
+            for clash in sorted(clashes, key=len):
+                if clash in changes.nodes:
+                    changes.delete(clash)
             for rel, meta in sorted(tree.groups.items()):
                 changes.set_metadata(join_path(path, rel), meta)
             for rel, arr in sorted(tree.arrays.items()):
                 full = join_path(path, rel)
-                if full in changes.nodes and overwrite:
-                    changes.delete(full)
                 changes.set_metadata(full, arr.meta)
                 if len(arr.refs):
                     changes.add_refs(full, arr.refs)
@@ -308,6 +409,7 @@ class Session:
                 sorted(set(conflicts)),
             )
         self.changes = changes.rebase(await self.repository.get_snapshot(tip))
+        self.changes.pending_ops.append(["rebase", tip])
 
     async def fast_forward(self) -> str:
         """Move this session's base to its branch tip, keeping its changes."""
@@ -337,8 +439,18 @@ class Session:
                 f"nothing to commit: this session has no changes since commit {self.snapshot_id}"
             )
         storage = self.repository.storage
+        self._check_alive()
+        assert self.journal is not None
+        if self.journal.started:
+            for marker in ("abandoned", "committed"):
+                if await storage.exists(self.journal.prefix + marker):
+                    raise ReadOnlyError(
+                        f"session {self.id} was {marker} (possibly by another process); "
+                        "it can no longer commit"
+                    )
         delay = 0.01
-        for _attempt in range(_MAX_COMMIT_ATTEMPTS):
+        for attempt in range(_MAX_COMMIT_ATTEMPTS):
+            self.commit_attempts = attempt + 1
             tip = await refs.branch_tip(storage, self.branch)
             if tip.snapshot != self.snapshot_id:
                 if not auto_ff:
@@ -350,7 +462,10 @@ class Session:
                 await self._rebase_onto(tip.snapshot)  # type: ignore[arg-type]
             snapshot = await self._write_commit(message, author, metadata or {})
             if await refs.move_branch(storage, self.branch, tip.seq, snapshot.id):
+                if self.journal.started:
+                    await self.journal.mark("committed", {"commit": snapshot.id})
                 self._snapshot = snapshot
+                self._new_identity()
                 self.changes = ChangeSet.on(snapshot)
                 self.repository.cache_snapshot(snapshot)
                 return snapshot.id
@@ -381,6 +496,7 @@ class Session:
             metadata=dict(metadata),
             nodes=nodes,
             containers=dict(changes.containers),
+            session=self.id,
         )
         log = changes.transaction_log()
         await asyncio.gather(*(repo.put_manifest(mid, m) for mid, m in writes))
@@ -426,8 +542,12 @@ class Session:
             return [], []
         return self.changes.status_paths()
 
-    def discard_changes(self) -> None:
+    async def discard_changes(self) -> None:
+        """Drop every uncommitted change; the persisted session is marked abandoned."""
         changes = self._writable()
+        if self.journal is not None and self.journal.started:
+            await self.journal.mark("abandoned", {"time": now_utc().isoformat()})
+        self._new_identity()
         self.changes = ChangeSet.on(changes.base)
 
 

@@ -20,13 +20,18 @@ once) are grouped per object and coalesced when they lie within ``coalesce_gap``
 each other, so a whole-variable read of one file costs a few requests instead of one per
 chunk.
 Credentials never enter repository objects: :func:`public_options` keeps only the options
-that describe where a container is (endpoint, region, anonymous access).
+that describe where a container is (endpoint, region, anonymous access). Those recorded
+options are applied under the reader's own: authorising a container means trusting the
+repository's description of it, so a reader who does not trust a recorded ``endpoint_url``
+passes its own in the options it authorises the container with. URLs with '.' or '..'
+segments are refused outright, so no reference can climb out of its container.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import posixpath
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ __all__ = [
     "SourceReader",
     "plan_requests",
     "SourceStat",
+    "canonical_url",
     "container_of",
     "local_path",
     "normalize_url",
@@ -70,6 +76,25 @@ def normalize_url(url: str, base_dir: str | None = None) -> str:
     if not os.path.isabs(path):
         path = os.path.join(base_dir or os.getcwd(), path)
     return "file://" + os.path.normpath(path)
+
+
+def canonical_url(url: str) -> str:
+    """``url`` with '.' and '..' segments and repeated slashes resolved (for checks only)."""
+    path = local_path(url)
+    if path is not None:
+        canon = posixpath.normpath(path) if path else path
+        if path.endswith("/") and not canon.endswith("/"):
+            canon += "/"
+        return ("file://" if url.startswith("file://") else "") + canon
+    parts = urlsplit(url)
+    if not parts.path:
+        return url
+    canon = posixpath.normpath(parts.path)
+    if canon.startswith("//"):
+        canon = "/" + canon.lstrip("/")
+    if parts.path.endswith("/") and not canon.endswith("/"):
+        canon += "/"
+    return parts._replace(path=canon).geturl()
 
 
 def container_of(url: str) -> str:
@@ -230,14 +255,23 @@ class SourceReader:
                     f"authorize_virtual takes URL prefixes such as 's3://bucket/' or "
                     f"'file:///data/', got {prefix!r}"
                 )
-            prefix = normalize_url(prefix) if local_path(prefix) is not None else prefix
-            if local_path(prefix) is not None and not prefix.endswith("/"):
-                prefix += "/"
+            if local_path(prefix) is not None:
+                prefix = normalize_url(prefix)
+                if not prefix.endswith("/"):
+                    prefix += "/"
+            elif not urlsplit(prefix).path and not prefix.endswith("/"):
+                prefix += "/"  # "s3://bucket" must not also authorise "s3://bucket-2/"
             merged = dict(self.authorized.get(prefix, {}))
             merged.update(options or {})
             self.authorized[prefix] = merged
 
     def _container(self, url: str) -> str:
+        if canonical_url(url) != url:
+            raise UnauthorizedSourceError(
+                f"virtual chunk source {url!r} is not a canonical URL (it has '.' or '..' "
+                "segments or repeated slashes); zarrchive refuses to read it because it could "
+                "escape the container it appears to be in"
+            )
         best = ""
         for prefix in self.authorized:
             if url.startswith(prefix) and len(prefix) > len(best):

@@ -222,6 +222,7 @@ class ZarrchiveStore(Store):
             except ValueError as exc:
                 raise InvalidInputError(f"{key}: not a JSON document ({exc})") from exc
             self.session.set_metadata(path, validate_metadata(key, doc))
+            await self.session.flush()
             return
         target = self._chunk(key)
         if target is None:
@@ -241,10 +242,12 @@ class ZarrchiveStore(Store):
         if path is not None:
             if self.session.node(path) is not None:
                 self.session.delete_node(path)
+                await self.session.flush()
             return
         target = self._chunk(key)
         if target is not None and await self.session.chunk_ref(*target) is not None:
             self.session.delete_chunk(*target)
+            await self.session.flush()
 
     async def delete_dir(self, prefix: str) -> None:
         self._check_writable()
@@ -254,6 +257,7 @@ class ZarrchiveStore(Store):
             return
         if self.session.node(path) is not None:
             self.session.delete_node(path)
+            await self.session.flush()
             return
         for p in sorted(p for p in self.session.nodes if p.startswith(path + "/")):
             if p in self.session.nodes:
@@ -261,12 +265,14 @@ class ZarrchiveStore(Store):
         keys = [k async for k in self.list_prefix(path + "/")]
         for key in keys:
             await self.delete(key)
+        await self.session.flush()
 
     async def clear(self) -> None:
         self._check_writable()
         for path in sorted(self.session.nodes):
             if path in self.session.nodes:
                 self.session.delete_node(path)
+        await self.session.flush()
 
     # ------------------------------------------------------------------ listing
     async def _node_keys(self, node: Node) -> list[str]:

@@ -60,17 +60,19 @@ async def _manifests(session: Session) -> list[Manifest]:
 
 
 async def verify_sources(session: Session, *, max_concurrency: int = 32) -> VerifyReport:
-    recorded: dict[str, str | None] = {}
+    # one URL can carry several checksums: arrays imported from it before and after it
+    # changed; every one of them must still match
+    recorded: dict[str, set[str | None]] = {}
     for m in await _manifests(session):
         for url, checksum in zip(m.urls, m.checksums, strict=True):
-            recorded.setdefault(url, checksum)
+            recorded.setdefault(url, set()).add(checksum)
     reader = session.repository.sources
     sem = asyncio.Semaphore(max_concurrency)
     stale: dict[str, str] = {}
     missing: list[str] = []
     unauthorized: list[str] = []
 
-    async def check(url: str, checksum: str | None) -> None:
+    async def check(url: str, checksums: set[str | None]) -> None:
         try:
             prefix = reader._container(url)
         except UnauthorizedSourceError:
@@ -82,8 +84,9 @@ async def verify_sources(session: Session, *, max_concurrency: int = 32) -> Veri
             except FileNotFoundError:
                 missing.append(url)
                 return
-        if checksum is not None and now.checksum != checksum:
-            stale[url] = f"recorded {checksum}, now {now.checksum}"
+        old = sorted(c for c in checksums if c is not None and c != now.checksum)
+        if old:
+            stale[url] = f"recorded {' and '.join(old)}, now {now.checksum}"
 
     await asyncio.gather(*(check(u, c) for u, c in recorded.items()))
     return VerifyReport(

@@ -98,6 +98,8 @@ class Snapshot:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     #: virtual-chunk containers (URL prefix -> credential-free options) the commit refers to
     containers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: id of the session that made this commit (lets a re-joined session see it landed)
+    session: str | None = None
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -118,6 +120,7 @@ class Snapshot:
             "metadata": dict(self.metadata),
             "nodes": [n.to_dict() for n in self.nodes.values()],
             "containers": {k: dict(v) for k, v in self.containers.items()},
+            "session": self.session,
         }
         return encode(ObjectType.SNAPSHOT, body)
 
@@ -135,6 +138,7 @@ class Snapshot:
                 metadata=body["metadata"],
                 nodes=nodes,
                 containers=body.get("containers", {}),
+                session=body.get("session"),
             )
         except (KeyError, TypeError, IndexError) as exc:
             raise FormatError(f"snapshot {what} is corrupt: missing {exc}") from exc

@@ -62,7 +62,10 @@ def load_references(
     fs, path = fsspec.core.url_to_fs(refs, **opts)
     base = os.path.dirname(path) if fs.protocol in ("file", ("file", "local")) else None
     if fs.isdir(path):
-        return _load_parquet(fs, path), path
+        # like a JSON file, a parquet set (a directory) resolves relative URLs against the
+        # directory that holds it
+        parent = os.path.dirname(path.rstrip("/")) if base is not None else None
+        return _load_parquet(fs, path), parent
     try:
         with fsspec.open(refs, "rb", compression="infer", **opts) as f:
             raw = f.read()
@@ -420,11 +423,10 @@ def _columns_manifest(arr: _ArrayRefs, df: Any, record_size: int, fix_url: Any) 
     raw = df["raw"].to_numpy(object) if "raw" in df else np.full(len(df), None, object)
     has_raw = pd.notna(raw) & keep_idx
     has_path = pd.notna(path) & ~has_raw & keep_idx
-    coords_all = (
-        np.stack(np.unravel_index(index, grid), axis=1)
-        if grid
-        else np.zeros((len(index), 0), dtype=np.int64)
-    )
+    # the last record file is padded to record_size rows: rows past the grid are not chunks
+    coords_all = np.zeros((len(index), len(grid)), dtype=np.int64)
+    if grid:
+        coords_all[keep_idx] = np.stack(np.unravel_index(index[keep_idx], grid), axis=1)
     vpath = path[has_path]
     codes, uniques = pd.factorize(vpath)
     urls = [fix_url(u, f"{arr.path}/...") for u in uniques]
