@@ -322,6 +322,24 @@ class AsyncRepo:
     async def delete_tag(self, name: str) -> None:
         await refs.delete_tag(self.repository.storage, name)
 
+    async def expire_snapshots(self, older_than: dt.datetime) -> set[str]:
+        """Expire commits made before ``older_than`` that no branch tip, tag or active session
+        needs; history walks stop before them. Returns the commits expired. See maintenance.py.
+        """
+        from .maintenance import expire_snapshots
+
+        return await expire_snapshots(self.repository, older_than)
+
+    async def garbage_collect(
+        self, *, dry_run: bool = False, grace: dt.timedelta | float = dt.timedelta(hours=1)
+    ) -> Any:
+        """Delete the objects no branch, tag or live session reaches (none younger than
+        ``grace``); return a :class:`zarrchive.maintenance.GCReport`. See maintenance.py.
+        """
+        from .maintenance import garbage_collect
+
+        return await garbage_collect(self.repository, dry_run=dry_run, grace=grace)
+
     async def diff(self, from_ref: str, to_ref: str) -> Diff:
         """What changed between two commits (branches, tags or commit ids)."""
         a = await self.repository.get_snapshot((await self.repository.resolve(from_ref)).snapshot)
@@ -360,6 +378,151 @@ class AsyncRepo:
         )
         await self.session.flush()
         return n
+
+    async def _add_virtual(
+        self,
+        formats: tuple[str, ...],
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None,
+        overwrite: bool,
+        options: Mapping[str, Any],
+    ) -> ImportSummary:
+        """Scan one source with the importer of its format and put it at ``path``."""
+        import importlib
+
+        from .importers._detect import detect_format
+        from .sources import container_of, normalize_url
+
+        target = _norm_path(path)
+        url = normalize_url(os.fspath(uri))
+        if formats == ("zarr_v2",):
+            fmt = "zarr_v2"
+        else:
+            head = await _read_head(url, storage_options)
+            fmt = detect_format(head, where=url)
+            if fmt not in formats:
+                raise InvalidInputError(
+                    f"{url} is a {fmt} file, not {' or '.join(formats)}; use add_virtual_"
+                    f"{_METHOD_OF[fmt]} for it"
+                )
+        module = importlib.import_module(f".importers.{_MODULE_OF[fmt]}", __package__)
+        reader = self.repository.sources
+        tree = await module.scan(
+            url,
+            stat=lambda u: reader.stat(u, storage_options),
+            storage_options=storage_options,
+            **options,
+        )
+        if storage_options:
+            tree.source_options = {container_of(u): dict(storage_options) for u in tree.urls()}
+        self.session.ingest(tree, target, overwrite=overwrite)
+        await self.session.flush()
+        return tree.summary(target)
+
+    async def add_virtual_netcdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        """Import a NetCDF file (classic, 64-bit offset, or NetCDF4/HDF5) as virtual chunks.
+
+        The variant is recognised from the file's first bytes. ``options`` go to the format's
+        importer (see ``zarrchive.importers.netcdf3`` / ``hdf5``).
+        """
+        return await self._add_virtual(
+            ("netcdf3", "hdf5"),
+            uri,
+            path,
+            storage_options=storage_options,
+            overwrite=overwrite,
+            options=options,
+        )
+
+    async def add_virtual_hdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        """Import an HDF5 file's hierarchy as virtual chunks (``on_unsupported=`` etc.)."""
+        return await self._add_virtual(
+            ("hdf5",),
+            uri,
+            path,
+            storage_options=storage_options,
+            overwrite=overwrite,
+            options=options,
+        )
+
+    async def add_virtual_grib(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        """Import every message of a GRIB file as virtual chunks (one per message)."""
+        return await self._add_virtual(
+            ("grib",),
+            uri,
+            path,
+            storage_options=storage_options,
+            overwrite=overwrite,
+            options=options,
+        )
+
+    async def add_virtual_tiff(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        name: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        """Import a TIFF / GeoTIFF / COG as virtual chunks; ``name``: the group it becomes
+        under ``path`` (default: ``path`` itself)."""
+        target = f"{_norm_path(path)}/{name}" if name else path
+        return await self._add_virtual(
+            ("tiff",),
+            uri,
+            target,
+            storage_options=storage_options,
+            overwrite=overwrite,
+            options=options,
+        )
+
+    async def add_virtual_zarr(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        """Import a Zarr v2 store (directory or object storage); every chunk becomes a
+        whole-object virtual reference."""
+        return await self._add_virtual(
+            ("zarr_v2",),
+            uri,
+            path,
+            storage_options=storage_options,
+            overwrite=overwrite,
+            options=options,
+        )
 
     async def add_kerchunk_references(
         self,
@@ -445,6 +608,47 @@ class AsyncRepo:
 
         mode = "r" if self.store.read_only else "r+"
         return await za.open_group(store=self.store, mode=mode, zarr_format=3)
+
+
+_MODULE_OF = {
+    "netcdf3": "netcdf3",
+    "hdf5": "hdf5",
+    "grib": "grib2",
+    "tiff": "tiff",
+    "zarr_v2": "zarr_v2",
+}
+_METHOD_OF = {"netcdf3": "netcdf", "hdf5": "hdf", "grib": "grib", "tiff": "tiff"}
+
+
+async def _read_head(url: str, storage_options: Mapping[str, Any] | None) -> bytes:
+    """The first 4 KiB of a source (for recognising its format)."""
+    import asyncio
+
+    import fsspec
+
+    from .sources import local_path
+
+    path = local_path(url)
+    try:
+        if path is not None:
+
+            def head() -> bytes:
+                with open(path, "rb") as f:
+                    return f.read(4096)
+
+            return await asyncio.to_thread(head)
+
+        def remote_head() -> bytes:
+            with fsspec.open(url, "rb", **dict(storage_options or {})) as f:
+                return f.read(4096)
+
+        return await asyncio.to_thread(remote_head)
+    except FileNotFoundError:
+        raise NotFoundError(f"source {url!r} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInputError(
+            f"{url!r} is a directory; use add_virtual_zarr for Zarr stores"
+        ) from None
 
 
 async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:

@@ -9,13 +9,36 @@ or storage; the session ingests the tree all at once. Importers never import eac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..format import Manifest
+from ..sources import SourceStat
 
-__all__ = ["ImportSummary", "ImportedArray", "ImportedTree"]
+__all__ = ["ImportSummary", "ImportedArray", "ImportedTree", "Scanner", "StatFn"]
+
+#: stats one source object: ``await stat(url)`` -> size and version (raises FileNotFoundError)
+StatFn = Callable[[str], Awaitable[SourceStat]]
+
+
+class Scanner(Protocol):
+    """What every format module exposes as ``scan``.
+
+    ``url`` is normalised (``file:///abs/path`` for local files); ``storage_options`` open it
+    with fsspec; ``stat`` gives the source's checksum (call it once per source object and
+    put ``stat.checksum`` in the manifests' ``checksums``). Keyword options are the format's
+    own (documented in its module). Only metadata is read, never chunk payloads.
+    """
+
+    async def __call__(
+        self,
+        url: str,
+        *,
+        stat: StatFn,
+        storage_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ImportedTree: ...
 
 
 @dataclass(slots=True)
