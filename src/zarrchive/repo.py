@@ -35,6 +35,7 @@ from .verify import VerifyReport, verify_sources
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
+    from rich.tree import Tree as RichTree
 
 __all__ = ["AsyncRepo", "Repo"]
 
@@ -603,6 +604,20 @@ class AsyncRepo:
             storage_options=storage_options,
         )
 
+    async def tree(
+        self, prefix: str = "", *, depth: int = 10, filter: str | None = None
+    ) -> RichTree:
+        """A rich tree of the hierarchy (print it); ``filter``: JMESPath on attributes."""
+        from .display import render_tree
+
+        return render_tree(self.session.nodes, _norm_path(prefix), depth=depth, filter=filter)
+
+    async def filter_metadata(self, expression: str) -> list[str]:
+        """Paths of groups and arrays whose attributes match a JMESPath expression."""
+        from .display import filter_paths
+
+        return filter_paths(self.session.nodes, expression)
+
     async def open_root_group(self) -> zarr.AsyncGroup:
         import zarr.api.asynchronous as za
 
@@ -757,13 +772,23 @@ class Repo:
 
         return zarr.Group(sync(self._async.open_root_group()))
 
-    def to_xarray(self, group: str | None = None, **kwargs: Any) -> xr.Dataset:
-        """The group (default: root) as a lazy xarray Dataset."""
+    def to_xarray(
+        self, group: str | None = None, *, ref: str | None = None, **kwargs: Any
+    ) -> xr.Dataset:
+        """The group (default: root) as a lazy xarray Dataset.
+
+        ``ref``: read a branch, tag or commit instead of the current session (which stays
+        as it is). Other keyword arguments go to ``xarray.open_zarr``.
+        """
         import xarray as xr
 
+        store = self.store
+        if ref is not None:
+            session = sync(self._async.repository.session(ref, for_writing=False))
+            store = ZarrchiveStore(session)
         kwargs.setdefault("consolidated", False)
         kwargs.setdefault("zarr_format", 3)
-        return xr.open_zarr(self.store, group=_norm_path(group) if group else None, **kwargs)
+        return xr.open_zarr(store, group=_norm_path(group) if group else None, **kwargs)
 
 
 for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
