@@ -8,6 +8,7 @@ knows nothing about zarr's store interface or the user-facing ``Repo``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from .format import (
     new_id,
 )
 from .journal import now_utc, read_info
+from .maintenance import ExpiredCommitError, is_expired
 from .session import Session, not_found_ref, warn_detached
 from .sources import SourceReader
 from .storage import Storage, storage_for
@@ -183,11 +185,19 @@ class Repository:
     async def get_snapshot(self, snapshot_id: str) -> Snapshot:
         snap = self._snapshots.get(snapshot_id)
         if snap is None:
-            try:
-                data = await self.storage.get(f"snapshots/{snapshot_id}")
-            except (NotFoundError, InvalidInputError):
+            data, expired = await asyncio.gather(
+                self.storage.get(f"snapshots/{snapshot_id}"),
+                is_expired(self.storage, snapshot_id),
+                return_exceptions=True,
+            )
+            if expired is True:
+                raise ExpiredCommitError(snapshot_id)
+            if isinstance(data, NotFoundError | InvalidInputError):
                 raise NotFoundError(f"commit {snapshot_id!r} does not exist") from None
-            snap = Snapshot.from_bytes(data, what=snapshot_id)
+            for outcome in (data, expired):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            snap = Snapshot.from_bytes(data, what=snapshot_id)  # type: ignore[arg-type]
             self._snapshots.put(snapshot_id, snap)
         return snap
 
@@ -310,6 +320,11 @@ class Repository:
     async def ancestry(self, snapshot_id: str) -> AsyncIterator[Snapshot]:
         sid: str | None = snapshot_id
         while sid is not None:
-            snap = await self.get_snapshot(sid)
+            try:
+                snap = await self.get_snapshot(sid)
+            except ExpiredCommitError:
+                if sid == snapshot_id:
+                    raise
+                return  # history ends where commits were expired (maintenance.py)
             yield snap
             sid = snap.parent

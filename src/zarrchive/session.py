@@ -131,8 +131,13 @@ class Session:
             )
 
     async def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
-        """Let the session live ``expires_in`` from now (at most 7 days)."""
+        """Let the session live ``expires_in`` from now (at most 7 days).
+
+        An expired session cannot be revived: garbage collection may already have removed
+        what it wrote.
+        """
         self._writable()
+        self._check_alive()
         self._expires_in = check_expiry(expires_in)
         self.expires = now_utc() + self._expires_in
         assert self.journal is not None
