@@ -604,6 +604,77 @@ class AsyncRepo:
             storage_options=storage_options,
         )
 
+    async def import_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Combine many sources along ``concat_dim`` into one virtual dataset at ``path``,
+        in one commit; return a :class:`zarrchive.catalog.CatalogReport`.
+
+        ``sources``: a list of URLs/paths, a glob (local or fsspec), a text file with one URL
+        per line, or a JSON/YAML catalog (``sources``, ``path``, ``concat_dim``,
+        ``storage_options``). Sources are scanned in ``workers`` processes (default
+        ``min(cpu_count, 8)``, one per 16 sources; 1: in this process) or on a Dask
+        ``client`` (``distributed.Client``), checked to fit together, ordered by their first
+        coordinate value and written ``batch_size`` at a time into a durable session:
+        rerunning after a crash continues it, and sources already in the dataset are skipped.
+        Raises if ``path`` already holds a dataset that lacks some of the sources (see
+        ``append_catalog``). See ``zarrchive.catalog``.
+        """
+        from .catalog import import_catalog
+
+        return await import_catalog(
+            self,
+            sources,
+            path,
+            mode="import",
+            concat_dim=concat_dim,
+            workers=workers,
+            client=client,
+            message=message,
+            batch_size=batch_size,
+            storage_options=storage_options,
+        )
+
+    async def append_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Add sources after the end of the dataset at ``path`` (built by ``import_catalog``)
+        in one commit; their coordinate values must all be greater than the existing ones.
+        Arguments and report as for ``import_catalog``.
+        """
+        from .catalog import import_catalog
+
+        return await import_catalog(
+            self,
+            sources,
+            path,
+            mode="append",
+            concat_dim=concat_dim,
+            workers=workers,
+            client=client,
+            message=message,
+            batch_size=batch_size,
+            storage_options=storage_options,
+        )
+
     async def tree(
         self, prefix: str = "", *, depth: int = 10, filter: str | None = None
     ) -> RichTree:
@@ -654,8 +725,8 @@ async def _read_head(url: str, storage_options: Mapping[str, Any] | None) -> byt
             return await asyncio.to_thread(head)
 
         def remote_head() -> bytes:
-            with fsspec.open(url, "rb", **dict(storage_options or {})) as f:
-                return f.read(4096)
+            fs, remote = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+            return bytes(fs.cat_file(remote, start=0, end=4096))
 
         return await asyncio.to_thread(remote_head)
     except FileNotFoundError:
