@@ -221,6 +221,7 @@ def test_exported_members() -> None:
     assert sorted(zarrchive.__all__) == sorted(
         [
             "AsyncRepo",
+            "CatalogReport",
             "CommitInfo",
             "CommitLog",
             "ConflictError",

@@ -5,6 +5,7 @@ The public names live here; everything else is implementation.
 
 import warnings as _warnings
 
+from .catalog import CatalogReport
 from .errors import (
     ConflictError,
     FormatError,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncRepo",
+    "CatalogReport",
     "CommitInfo",
     "CommitLog",
     "ConflictError",

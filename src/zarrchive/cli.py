@@ -179,6 +179,79 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return asdict(obj)
 
 
+def _catalog(
+    c: Context,
+    append: bool,
+    sources: tuple[str, ...],
+    path: str | None,
+    concat_dim: str,
+    workers: int | None,
+    branch: str,
+    message: str | None,
+    batch_size: int | None,
+    source_option: tuple[str, ...],
+) -> None:
+    repo = c.open(branch)
+    method = repo.append_catalog if append else repo.import_catalog
+    srcs: Any = sources[0] if len(sources) == 1 else list(sources)
+    report = method(
+        srcs,
+        path,
+        concat_dim=concat_dim,
+        workers=workers,
+        message=message,
+        batch_size=batch_size,
+        storage_options=_kv(source_option, "--source-option") or None,
+    )
+    c.emit(_asdict(report), lambda: str(report))
+
+
+def _catalog_command(name: str, append: bool) -> None:
+    @cli.command(name)
+    @click.argument("sources", nargs=-1, required=True)
+    @click.option("--path", "-p", default=None, help="Dataset path (default: the catalog's).")
+    @click.option("--concat-dim", default="time", show_default=True)
+    @click.option("--workers", "-w", type=int, default=None)
+    @click.option("--branch", "-b", default="main", show_default=True)
+    @click.option("--message", "-m", default=None)
+    @click.option("--batch-size", type=int, default=None)
+    @click.option("--source-option", "-s", multiple=True, metavar="KEY=VALUE")
+    @pass_ctx
+    def command(
+        c: Context,
+        sources: tuple[str, ...],
+        path: str | None,
+        concat_dim: str,
+        workers: int | None,
+        branch: str,
+        message: str | None,
+        batch_size: int | None,
+        source_option: tuple[str, ...],
+    ) -> None:
+        _catalog(
+            c,
+            append,
+            sources,
+            path,
+            concat_dim,
+            workers,
+            branch,
+            message,
+            batch_size,
+            source_option,
+        )
+
+    command.__doc__ = (
+        "Add SOURCES (files, a glob, a list file or a catalog) after the end of a dataset."
+        if append
+        else "Combine SOURCES (files, a glob, a list file or a catalog) into one dataset."
+    )
+
+
+_catalog_command("import-catalog", False)
+_catalog_command("append-catalog", True)
+
+
 @cli.command()
 @click.option("--branch", "-b", default="main", show_default=True)
 @pass_ctx
