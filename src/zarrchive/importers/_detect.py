@@ -26,6 +26,8 @@ def detect_format(head: bytes, *, where: str = "") -> Format:
         return "grib"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
+    if b"GRIB" in head[:4096]:  # GRIB behind a header, e.g. a WMO bulletin heading
+        return "grib"
     raise UnsupportedFeatureError(
         f"{where or 'source'}: unrecognised format (first bytes {head[:8]!r}); zarrchive "
         "imports NetCDF3, NetCDF4/HDF5, GRIB, TIFF files and Zarr v2 stores"
