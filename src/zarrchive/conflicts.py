@@ -71,8 +71,9 @@ def find_conflicts(
                 where_else = "on the branch" if where == "here" else "here"
                 out.append(f"{p!r} was deleted {where} but changed {where_else}")
 
-    our_new = set(ours.new_groups) | set(ours.new_arrays)
-    their_new = set(theirs.new_groups) | set(theirs.new_arrays)
+    # a move destination occupies its path just like a new node does
+    our_new = set(ours.new_groups) | set(ours.new_arrays) | {dst for _, dst in ours.moved}
+    their_new = set(theirs.new_groups) | set(theirs.new_arrays) | {dst for _, dst in theirs.moved}
     for p in sorted(our_new & their_new):
         out.append(f"{p!r} was created on both sides")
 

@@ -290,7 +290,7 @@ class AsyncRepo:
         await refs.create_branch(self.repository.storage, name, target)
         s = self.session
         if s.writable and target == s.snapshot_id:
-            s.branch = name
+            await s.switch_branch(name)
         else:
             self._set_session(await self.repository.session(name))
         return target

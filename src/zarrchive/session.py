@@ -130,6 +130,14 @@ class Session:
                 "or start a new session)"
             )
 
+    async def switch_branch(self, name: str) -> None:
+        """Continue this session's changes on branch ``name`` (which starts at its base)."""
+        changes = self._writable()
+        self.branch = name
+        changes.pending_ops.append(["branch", name])
+        if self.journal is not None and self.journal.started:
+            await self.flush()
+
     async def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
         """Let the session live ``expires_in`` from now (at most 7 days).
 
@@ -161,6 +169,8 @@ class Session:
         for op in await self.journal.entries():
             if op[0] == "rebase":
                 changes = changes.rebase(await self.repository.get_snapshot(op[1]))
+            elif op[0] == "branch":
+                self.branch = op[1]
             else:
                 changes.apply(op)
         changes.pending_ops.clear()
@@ -423,6 +433,7 @@ class Session:
         tip = await refs.branch_tip(self.repository.storage, self.branch)
         if tip.snapshot != self.snapshot_id:
             await self._rebase_onto(tip.snapshot)  # type: ignore[arg-type]
+            await self.flush()  # a joined session must continue from the new base too
         return self.snapshot_id
 
     async def commit(
