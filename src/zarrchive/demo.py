@@ -1,9 +1,10 @@
 """The README's main job: a versioned local repository, written, committed and read back.
 
 Creates (or reopens) a repository in a local directory, writes a native array through
-zarr-python, adds a virtual array whose chunks are byte ranges of a sample file, commits,
-changes attributes on a branch, and reads everything back through xarray, printing the commit
-log and status. Run it with ``python -m zarrchive demo [PATH]``.
+zarr-python, adds a virtual array whose chunks are byte ranges of a sample file, imports
+sample NetCDF, GRIB and TIFF files as virtual datasets, commits, reads everything back
+through xarray, and prints the tree, a source check, the commit log and status. Run it with
+``python -m zarrchive demo [PATH]``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
         repo.set_virtual_refs(
             raw.path, coords, sample.as_uri(), np.arange(4) * 400, np.full(4, 400)
         )
+    imports = [
+        ("add_virtual_netcdf", "netcdf3_classic_scipy.nc", "samples/netcdf3", {}),
+        ("add_virtual_netcdf", "netcdf4_sample.nc", "samples/netcdf4", {}),
+        ("add_virtual_grib", "grib2_hypercube.grib2", "samples/grib", {}),
+        ("add_virtual_tiff", "tiff_deflate_pred2_geo.tif", "samples/tiff", {}),
+    ]
+    for method, name, target, options in imports:
+        source = sample_dir / name
+        if not source.exists():
+            continue
+        summary = getattr(repo, method)(source, target, overwrite=True, **options)
+        print(summary)
     print(repo.status())
     commit = repo.commit(f"demo run at {stamp}")
     print(f"committed {commit}")
@@ -75,6 +88,16 @@ def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
         assert np.array_equal(ds["raw_virtual"].values, expected), "virtual read mismatch"
         print("raw_virtual read from", sample.name, "matches the file")
 
+    for group in ("samples/netcdf3", "samples/netcdf4"):
+        if group in repo.session.nodes:
+            sample = repo.to_xarray(group)
+            print(f"\n/{group} read back through xarray:")
+            print(sample)
+    print("\nfilter_metadata(\"units == 'K'\"):", repo.filter_metadata("units == 'K'"))
+    from rich.console import Console
+
+    Console().print(repo.tree(depth=2))
+    print(repo.verify())
     print("\ncommit log:")
     print(repo.commit_log)
     print("\nbranches:", repo.branches)
