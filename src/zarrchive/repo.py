@@ -236,6 +236,19 @@ class AsyncRepo:
         """Persisted sessions that can still be joined and committed."""
         return [s for s in await list_sessions(self.repository.storage) if s.state == "active"]
 
+    async def fork_session(self) -> Session:
+        """A picklable fork of the current session for one worker of a distributed write.
+
+        Workers write disjoint chunks through ``ZarrchiveStore(fork)``; give the forks back
+        to ``merge_sessions`` and commit once.
+        """
+        return self.session.fork()
+
+    async def merge_sessions(self, *forks: Session) -> None:
+        """Fold the forks' chunk writes into the current session (all or nothing)."""
+        self.session.merge(*forks)
+        await self.session.flush()
+
     async def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
         """Extend (or shorten) the current session's life, from now; at most 7 days."""
         return await self.session.update_expiration(expires_in)

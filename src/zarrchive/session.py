@@ -31,6 +31,7 @@ from .format import (
     ManifestRef,
     Node,
     Snapshot,
+    TransactionLog,
     new_id,
     region_of,
     split_shape,
@@ -105,7 +106,9 @@ class Session:
         changes = self.changes
         if changes is None or not changes.pending_ops:
             return
-        assert self.journal is not None
+        if self.journal is None:  # a fork: its changes persist when merged and committed
+            changes.pending_ops.clear()
+            return
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         async with self._flush_lock:
@@ -129,6 +132,69 @@ class Session:
                 "changes can no longer be written or committed (update_expiration earlier, "
                 "or start a new session)"
             )
+
+    # ------------------------------------------------------------------ distributed writes
+    def fork(self) -> Session:
+        """A picklable writable session on the same base, for one worker of many.
+
+        Workers (threads, processes, Dask tasks) write chunks of disjoint regions through
+        ``ZarrchiveStore(fork)``; their native chunks go straight to storage. Send the forks
+        back and ``merge`` them into this session, then commit once. Forks may only write
+        chunks (and virtual references), not change metadata.
+        """
+        changes = self._writable()
+        fork = Session(
+            self.repository, changes.base, branch=self.branch, writable=True, author=self.author
+        )
+        fork.changes = ChangeSet.on(changes.base)
+        fork.changes.nodes = dict(changes.nodes)  # sees arrays created before forking
+        fork.journal = None
+        return fork
+
+    def merge(self, *forks: Session) -> None:
+        """Fold the chunk changes of ``forks`` into this session (all or nothing).
+
+        Raises ``ConflictError`` when two forks, or a fork and this session, wrote the same
+        chunk, and ``InvalidInputError`` when a fork changed metadata.
+        """
+        changes = self._writable()
+        ids = {n.id: n.path for n in changes.nodes.values()}
+        written: dict[str, list[np.ndarray]] = {
+            nid: [ch.manifest().coords] for nid, ch in changes.chunks.items()
+        }
+        batches: list[tuple[str, Manifest]] = []
+        for fork in forks:
+            if fork.changes is None:
+                raise InvalidInputError("only writable forks can be merged")
+            if fork.changes.base.id != changes.base.id:
+                raise InvalidInputError(
+                    f"fork {fork.id} started at commit {fork.changes.base.id}, this session is "
+                    f"at {changes.base.id}; fork again after fast_forward"
+                )
+            for path, node in fork.changes.nodes.items():
+                mine = changes.nodes.get(path)
+                if mine is None or mine.id != node.id or mine.meta != node.meta:
+                    raise InvalidInputError(
+                        f"fork {fork.id} changed the metadata of {path!r}; forks may only write "
+                        "chunks — create arrays before forking"
+                    )
+            for nid, ch in fork.changes.chunks.items():
+                if nid not in ids:
+                    raise InvalidInputError(f"fork {fork.id} wrote chunks of a deleted array")
+                m = ch.manifest()
+                for earlier in written.get(nid, []):
+                    common = find_conflicts(
+                        TransactionLog(chunks={nid: m.coords}),
+                        ids,
+                        TransactionLog(chunks={nid: earlier}),
+                        ids,
+                    )
+                    if common:
+                        raise ConflictError("forks wrote the same chunks", common)
+                written.setdefault(nid, []).append(m.coords)
+                batches.append((ids[nid], m))
+        for path, m in batches:
+            changes.add_refs(path, m)
 
     async def switch_branch(self, name: str) -> None:
         """Continue this session's changes on branch ``name`` (which starts at its base)."""
@@ -175,6 +241,11 @@ class Session:
                 changes.apply(op)
         changes.pending_ops.clear()
         self.changes = changes
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_flush_lock"] = None  # locks belong to one event loop, in one process
+        return state
 
     def __repr__(self) -> str:
         mode = "writable" if self.writable else "read-only"
