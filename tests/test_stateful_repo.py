@@ -12,16 +12,18 @@ against a plain Python model:
 * refs are dicts of branch and tag names.
 
 A rebase is predicted from the documented conflict rules (same chunk, metadata of the same
-node, delete vs change, same path created on both sides, creation under a deleted or moved
-path), applied commit by commit from the branch tip back to the session's base; without a
-conflict, the expected tree is the branch tip with the session's changes replayed by node id.
+node, delete vs change, same path created or moved to on both sides, creation or move under a
+deleted or moved path), applied commit by commit from the branch tip back to the session's
+base; without a conflict, the expected tree is the branch tip with the session's changes
+replayed by node id (and the model asserts that this tree is consistent).
 
 Invariants after every step: the current session reads exactly the model's working tree
 (through zarr), every recorded commit, checked out read-only, reads exactly the tree it was
 committed with, and branches, tags, the session's base, branch, status and log match the model.
 
-Bugs found are pinned by the ``xfail(strict=True)`` tests at the end; the machine steers around
-them (see ``AVOID_KNOWN_BUGS``) so that it keeps guarding everything else.
+The bugs this machine found are pinned by the regression tests at the end; the one still open
+is ``xfail(strict=True)`` and the machine steers around it (``join_is_known_bug``) so that it
+keeps guarding everything else.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pytest
 import zarr
 from hypothesis import HealthCheck, event, settings
@@ -48,7 +49,7 @@ from hypothesis.stateful import (
 import zarrchive
 from zarrchive import ConflictError, InvalidInputError
 
-#: Steer around the bugs pinned by the xfail tests below (set to False once they are fixed).
+#: Steer around the open bug pinned by the xfail test below (set to False once it is fixed).
 AVOID_KNOWN_BUGS = False
 
 NAMES = ("a", "b", "c")
@@ -144,19 +145,16 @@ def _under(path: str, roots: set[str]) -> bool:
     return any(path == r or path.startswith(r + "/") for r in roots if r)
 
 
-def conflicts(ours: MDiff, theirs: MDiff, *, move_targets: bool) -> bool:
-    """The documented conflict rules; ``move_targets`` also counts a move's destination as a
-    path created there (what the rules must do to never lose a node, see the xfail tests)."""
+def conflicts(ours: MDiff, theirs: MDiff) -> bool:
+    """The documented conflict rules (a move's destination counts as a path created there)."""
     if ours.chunks & theirs.chunks or ours.meta & theirs.meta:
         return True
     for mine, other in ((ours, theirs), (theirs, ours)):
         touched = other.meta | {nid for nid, _ in other.chunks}
         if any(nid in touched for nid in mine.deleted.values()):
             return True
-    our_new, their_new = set(ours.new), set(theirs.new)
-    if move_targets:
-        our_new |= {dst for _, dst in ours.moved}
-        their_new |= {dst for _, dst in theirs.moved}
+    our_new = set(ours.new) | {dst for _, dst in ours.moved}
+    their_new = set(theirs.new) | {dst for _, dst in theirs.moved}
     if our_new & their_new:
         return True
     their_gone = set(theirs.deleted) | {src for src, _ in theirs.moved}
@@ -403,7 +401,7 @@ class RepoMachine(RuleBasedStateMachine):
         s.unpersisted_rebase = False
 
     def predict_rebase(self, s: MSession, tip: str) -> str:
-        """'ok', 'conflict' or 'known-bug' for rebasing ``s`` onto commit ``tip``."""
+        """'ok' or 'conflict' for rebasing ``s`` onto commit ``tip``."""
         ours = diff(self.commits[s.base].tree, s.tree, s.written)
         chain, sid = [], tip
         while sid != s.base:
@@ -411,10 +409,8 @@ class RepoMachine(RuleBasedStateMachine):
                 return "conflict"  # the branch no longer descends from the session's base
             chain.append(self.commits[sid])
             sid = self.commits[sid].parent
-        if any(conflicts(ours, c.diff, move_targets=False) for c in chain):
+        if any(conflicts(ours, c.diff) for c in chain):
             return "conflict"
-        if any(conflicts(ours, c.diff, move_targets=True) for c in chain):
-            return "known-bug"
         merged = merge(self.commits[s.base].tree, s.tree, s.written, self.commits[tip].tree)
         assert consistent(merged), "model: a conflict-free rebase must give a consistent tree"
         return "ok"
@@ -467,9 +463,6 @@ class RepoMachine(RuleBasedStateMachine):
         tip = self.branches[s.branch]
         outcome = self.predict_rebase(s, tip) if tip != s.base else "ok"
         event(f"commit {outcome}" + (" after rebase" if tip != s.base else ""))
-        if outcome == "known-bug" and AVOID_KNOWN_BUGS:
-            self.discard()
-            return
         if outcome == "conflict":
             with pytest.raises(ConflictError):
                 repo.commit(self.message())
@@ -508,9 +501,7 @@ class RepoMachine(RuleBasedStateMachine):
         elif then == "fast_forward":
             tip = self.branches[branch]
             outcome = self.predict_rebase(self.s, tip) if tip != self.s.base else "ok"
-            if outcome == "known-bug" and AVOID_KNOWN_BUGS:
-                self.discard()
-            elif outcome == "conflict":
+            if outcome == "conflict":
                 with pytest.raises(ConflictError):
                     self.repo.fast_forward()
             else:
@@ -519,6 +510,11 @@ class RepoMachine(RuleBasedStateMachine):
                 self.s.unpersisted_rebase = True
 
     # ------------------------------------------------------------ sessions
+    def join_is_known_bug(self, s: MSession) -> bool:
+        """join_session looks up the branch the session was first persisted on, even after
+        new_branch moved the session to another one (test_join_after_new_branch_...)."""
+        return s.journal_branch != s.branch and s.journal_branch not in self.branches
+
     @precondition(lambda self: self.s.writable)
     @rule(data=st.data())
     def hand_session_to_another_repo(self, data: st.DataObject) -> None:
@@ -537,11 +533,8 @@ class RepoMachine(RuleBasedStateMachine):
                 apply_model(s, op)
         if s.journal_branch is None:
             return  # nothing was persisted (no op was possible): nothing to join
-        if s.journal_branch != s.branch and AVOID_KNOWN_BUGS:
-            event("join skipped: known bug (new_branch after the session was persisted)")
-            return
-        if s.unpersisted_rebase and AVOID_KNOWN_BUGS:
-            event("join skipped: known bug (fast_forward is not persisted)")
+        if self.join_is_known_bug(s) and AVOID_KNOWN_BUGS:
+            event("join skipped: known bug (the branch the session started on was deleted)")
             return
         session_id = self.repo.session.id
         joined = zarrchive.Repo.open(self.url, ref=s.branch, author="joiner")
@@ -653,8 +646,8 @@ class RepoMachine(RuleBasedStateMachine):
 
 
 RepoMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
+    max_examples=20,
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -722,14 +715,33 @@ def test_join_right_after_fast_forward_sees_the_new_base() -> None:
     joined.commit("joined", auto_ff=False)
 
 
-def test_known_bug_scenarios_are_what_the_model_predicts() -> None:
-    """The model's extra rule (move targets) flags exactly the cases the xfail tests pin."""
-    base = {"root": MNode("group", ""), "s": MNode("group", "src"), "k": MNode("group", "keep")}
-    moved = {**base, "s": MNode("group", "dst")}
-    created = {**base, "d": MNode("group", "dst")}
-    ours = diff(base, moved, set())
-    theirs = diff(base, created, set())
-    assert not conflicts(ours, theirs, move_targets=False)
-    assert conflicts(ours, theirs, move_targets=True)
-    assert not consistent(merge(base, moved, set(), created))
-    np.testing.assert_equal(expected_view(created)["dst"], ("group", {}, None))
+def test_join_after_new_branch_when_the_first_branch_is_gone() -> None:
+    url = f"memory://{uuid.uuid4().hex}"
+    repo = zarrchive.Repo.create(url)
+    repo.root_group.attrs["x"] = 1  # persisted: the session's journal starts on main
+    repo.new_branch("dev")
+    zarrchive.Repo.open(url, ref="dev").delete_branch("main")
+    joined = zarrchive.Repo.open(url, ref="dev")
+    joined.join_session(repo.session.id)
+    assert joined.session.branch == "dev" and joined.root_group.attrs["x"] == 1
+
+
+def test_join_refuses_a_session_committed_on_the_branch_it_switched_to(monkeypatch) -> None:
+    from zarrchive import ReadOnlyError, journal
+
+    url = f"memory://{uuid.uuid4().hex}"
+    repo = zarrchive.Repo.create(url)
+    repo.root_group.attrs["x"] = 1
+    repo.new_branch("dev")
+    session_id = repo.session.id
+    mark = journal.Journal.mark
+
+    async def dies_before_marking(self, marker, body):  # type: ignore[no-untyped-def]
+        if marker != "committed":
+            await mark(self, marker, body)
+
+    monkeypatch.setattr(journal.Journal, "mark", dies_before_marking)
+    repo.commit("on dev")
+    monkeypatch.setattr(journal.Journal, "mark", mark)
+    with pytest.raises(ReadOnlyError, match="committed"):
+        zarrchive.Repo.open(url, ref="dev").join_session(session_id)

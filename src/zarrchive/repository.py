@@ -288,17 +288,6 @@ class Repository:
     async def join_session(self, session_id: str) -> Session:
         """Continue a persisted writable session (in this or another process)."""
         info = await read_info(self.storage, session_id)
-        if info.state == "active":
-            # the writer may have died between moving the branch and marking the session
-            tip = await refs.branch_tip(self.storage, info.branch)
-            async for snap in self.ancestry(tip.snapshot):  # type: ignore[arg-type]
-                if snap.session == session_id:
-                    raise ReadOnlyError(
-                        f"session {session_id} is committed (as {snap.id}) and cannot be "
-                        "joined; start a new one"
-                    )
-                if snap.id == info.base:
-                    break
         if info.state != "active":
             raise ReadOnlyError(
                 f"session {session_id} is {info.state} and cannot be joined; start a new one"
@@ -315,6 +304,20 @@ class Repository:
         )
         session.created, session.expires = info.created, info.expires
         await session.replay()
+        # the writer may have died between moving the branch and marking the session
+        # committed; the branch (as the journal left it) then holds a commit made by it
+        try:
+            tip = await refs.branch_tip(self.storage, session.branch or info.branch)
+        except NotFoundError:
+            return session  # the branch was deleted: nothing of this session landed on it
+        async for snap in self.ancestry(tip.snapshot):  # type: ignore[arg-type]
+            if snap.session == session_id:
+                raise ReadOnlyError(
+                    f"session {session_id} is committed (as {snap.id}) and cannot be "
+                    "joined; start a new one"
+                )
+            if snap.id in (info.base, session.snapshot_id):
+                break
         return session
 
     async def ancestry(self, snapshot_id: str) -> AsyncIterator[Snapshot]:
