@@ -21,9 +21,9 @@ Invariants after every step: the current session reads exactly the model's worki
 (through zarr), every recorded commit, checked out read-only, reads exactly the tree it was
 committed with, and branches, tags, the session's base, branch, status and log match the model.
 
-The bugs this machine found are pinned by the regression tests at the end; the one still open
-is ``xfail(strict=True)`` and the machine steers around it (``join_is_known_bug``) so that it
-keeps guarding everything else.
+The bugs this machine found (move destinations ignored by the conflict rules; new_branch,
+fast_forward and join_session losing a persisted session's branch or base) are pinned by the
+regression tests at the end.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ from hypothesis.stateful import (
 
 import zarrchive
 from zarrchive import ConflictError, InvalidInputError
-
-#: Steer around the open bug pinned by the xfail test below (set to False once it is fixed).
-AVOID_KNOWN_BUGS = False
 
 NAMES = ("a", "b", "c")
 BRANCH_NAMES = ("main", "dev", "fix", "exp")
@@ -510,11 +507,6 @@ class RepoMachine(RuleBasedStateMachine):
                 self.s.unpersisted_rebase = True
 
     # ------------------------------------------------------------ sessions
-    def join_is_known_bug(self, s: MSession) -> bool:
-        """join_session looks up the branch the session was first persisted on, even after
-        new_branch moved the session to another one (test_join_after_new_branch_...)."""
-        return s.journal_branch != s.branch and s.journal_branch not in self.branches
-
     @precondition(lambda self: self.s.writable)
     @rule(data=st.data())
     def hand_session_to_another_repo(self, data: st.DataObject) -> None:
@@ -533,9 +525,11 @@ class RepoMachine(RuleBasedStateMachine):
                 apply_model(s, op)
         if s.journal_branch is None:
             return  # nothing was persisted (no op was possible): nothing to join
-        if self.join_is_known_bug(s) and AVOID_KNOWN_BUGS:
-            event("join skipped: known bug (the branch the session started on was deleted)")
-            return
+        if s.journal_branch != s.branch:
+            event(
+                "join after new_branch"
+                + ("" if s.journal_branch in self.branches else ", first branch deleted")
+            )
         session_id = self.repo.session.id
         joined = zarrchive.Repo.open(self.url, ref=s.branch, author="joiner")
         info = joined.join_session(session_id)
@@ -654,7 +648,7 @@ RepoMachine.TestCase.settings = settings(
 TestRepoOperations = RepoMachine.TestCase
 
 
-# ---------------------------------------------------------------------------- pinned bugs
+# ---------------------------------------------------------------------------- regressions
 
 
 @pytest.fixture
