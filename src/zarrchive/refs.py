@@ -64,16 +64,43 @@ def _ref_body(snapshot: str | None) -> bytes:
     )
 
 
+#: last branch number seen per (storage location, branch): ref objects are only ever created
+#: in increasing order and never deleted, so the tip is found again by probing forward from
+#: here (one or two reads) instead of listing a folder that grows with every commit
+_KNOWN_SEQ: dict[tuple[str, str], int] = {}
+
+
 async def _latest(storage: Storage, name: str) -> BranchTip | None:
     prefix = _branch_prefix(name)
-    best = -1
-    async for key in storage.list(prefix):
-        rest = key[len(prefix) :]
-        if rest.isdigit():
-            best = max(best, int(rest))
+    key = (storage.location, name)
+    best = _KNOWN_SEQ.get(key, -1)
+    body = None
+    if best >= 0:
+        try:
+            body = decode(
+                ObjectType.REF, await storage.get(f"{prefix}{best:0{_SEQ_WIDTH}d}"), what=name
+            )
+        except NotFoundError:  # e.g. a memory:// repository of the same name was recreated
+            best, body = -1, None
     if best < 0:
-        return None
-    body = decode(ObjectType.REF, await storage.get(f"{prefix}{best:0{_SEQ_WIDTH}d}"), what=name)
+        async for k in storage.list(prefix):
+            rest = k[len(prefix) :]
+            if rest.isdigit():
+                best = max(best, int(rest))
+        if best < 0:
+            return None
+        body = decode(
+            ObjectType.REF, await storage.get(f"{prefix}{best:0{_SEQ_WIDTH}d}"), what=name
+        )
+    while True:  # probe forward past refs created since we last looked
+        try:
+            data = await storage.get(f"{prefix}{best + 1:0{_SEQ_WIDTH}d}")
+        except NotFoundError:
+            break
+        best += 1
+        body = decode(ObjectType.REF, data, what=name)
+    _KNOWN_SEQ[key] = best
+    assert body is not None
     return BranchTip(name, best, body["snapshot"])
 
 

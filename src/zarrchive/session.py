@@ -557,7 +557,7 @@ class Session:
                 self.repository.cache_snapshot(snapshot)
                 return snapshot.id
             await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)
         raise ConflictError(
             f"gave up committing to branch {self.branch!r} after {_MAX_COMMIT_ATTEMPTS} "
             "attempts: other writers kept moving it"
