@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .format import TransactionLog
+from .format.manifest import linear_keys
 
 __all__ = ["find_conflicts"]
 
@@ -24,12 +25,7 @@ def _common_coords(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros((0, a.shape[1]), dtype=np.int64)
     if a.shape[1] == 0:
         return np.zeros((1, 0), dtype=np.int64)
-    both = np.concatenate([a, b]).astype(np.int64)
-    extent = both.max(axis=0) + 1
-    strides = np.ones(len(extent), dtype=np.int64)
-    for i in range(len(extent) - 2, -1, -1):
-        strides[i] = strides[i + 1] * extent[i + 1]
-    ka, kb = a.astype(np.int64) @ strides, b.astype(np.int64) @ strides
+    ka, kb = linear_keys(a, b)
     common, ia, _ = np.intersect1d(ka, kb, return_indices=True)
     return a[ia].astype(np.int64)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .format import INLINE, NATIVE, VIRTUAL, Manifest, Snapshot
+from .format.manifest import linear_keys
 
 __all__ = ["CommitInfo", "CommitLog", "Diff", "Status", "changed_chunks"]
 
@@ -150,11 +151,7 @@ def changed_chunks(a: Manifest, b: Manifest) -> int:
         return int(len(ca) != len(cb) or (len(ca) and ha[0] != hb[0]))
     if not len(both):
         return 0
-    extent = both.max(axis=0) + 1
-    strides = np.ones(len(extent), dtype=np.int64)
-    for i in range(len(extent) - 2, -1, -1):
-        strides[i] = strides[i + 1] * extent[i + 1]
-    ka, kb = ca.astype(np.int64) @ strides, cb.astype(np.int64) @ strides
+    ka, kb = linear_keys(ca, cb)
     rows_a = set(zip(ka.tolist(), ha.tolist(), strict=True))
     rows_b = set(zip(kb.tolist(), hb.tolist(), strict=True))
     return len({k for k, _ in rows_a ^ rows_b})

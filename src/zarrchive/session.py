@@ -36,6 +36,7 @@ from .format import (
     region_of,
     split_shape,
 )
+from .format.manifest import linear_keys
 from .journal import Journal, SessionInfo, check_expiry, now_utc
 from .sources import container_of, normalize_url, public_options
 from .zarr_keys import chunk_grid_shape
@@ -600,12 +601,7 @@ class Session:
             chunk_grid_shape(node.meta), self.repository.config.manifest_split_size
         )
         regions = region_of(changed.coords, split)
-        if ndim:
-            extent = regions.max(axis=0) + 1
-            strides = np.cumprod(np.concatenate([extent[1:][::-1], [1]]))[::-1]
-            rkey = regions @ strides
-        else:
-            rkey = np.zeros(len(changed), dtype=np.int64)
+        (rkey,) = linear_keys(regions)
         keys, first, inverse = np.unique(rkey, return_index=True, return_inverse=True)
         existing = {m.region: m for m in node.manifests}
         for k in range(len(keys)):

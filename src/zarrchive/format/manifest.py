@@ -30,6 +30,7 @@ __all__ = [
     "NATIVE",
     "VIRTUAL",
     "Manifest",
+    "linear_keys",
     "region_of",
     "split_shape",
 ]
@@ -65,6 +66,21 @@ def _strides(extent: np.ndarray) -> np.ndarray:
     for i in range(len(extent) - 2, -1, -1):
         strides[i] = strides[i + 1] * max(int(extent[i + 1]), 1)
     return strides
+
+
+def linear_keys(*coords: np.ndarray) -> list[np.ndarray]:
+    """C-order int64 keys of coordinate rows (n, ndim), on one grid that fits them all.
+
+    Rows of different arrays get equal keys exactly when they are equal, so keys can be
+    sorted, deduplicated and intersected across arrays.
+    """
+    ndim = coords[0].shape[1]
+    nonempty = [c for c in coords if len(c)]
+    if ndim == 0 or not nonempty:
+        return [np.zeros(len(c), dtype=np.int64) for c in coords]
+    extent = np.max([c.max(axis=0) for c in nonempty], axis=0).astype(np.int64) + 1
+    strides = _strides(extent)
+    return [c.astype(np.int64) @ strides for c in coords]
 
 
 def _shuffle(arr: np.ndarray) -> bytes:
@@ -303,11 +319,7 @@ class Manifest:
         offset = np.concatenate([p.offset for p in parts])
         length = np.concatenate([p.length for p in parts])
 
-        if ndim:
-            extent = coords.max(axis=0).astype(np.int64) + 1
-            keys = coords.astype(np.int64) @ _strides(extent)
-        else:
-            keys = np.zeros(len(coords), dtype=np.int64)
+        (keys,) = linear_keys(coords)
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         last = np.ones(len(keys), dtype=bool)
