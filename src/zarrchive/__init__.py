@@ -20,6 +20,7 @@ from .errors import (
 )
 from .format import RepositoryConfig
 from .history import CommitInfo, CommitLog, Diff, Status
+from .pipeline import install as _install_pipeline
 from .repo import AsyncRepo, Repo
 from .store import ZarrchiveStore
 
@@ -29,6 +30,10 @@ _warnings.filterwarnings(
     "ignore",
     message="Numcodecs codecs are not in the Zarr version 3 specification",
 )
+
+# Whole-variable reads from zarrchive stores are batched (see pipeline.py); other stores
+# read exactly as before. Skipped when zarr is configured with a non-default pipeline.
+_install_pipeline()
 
 __version__ = "0.1.0"
 

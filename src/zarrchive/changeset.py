@@ -75,6 +75,20 @@ def lookup(m: Manifest, coord: tuple[int, ...]) -> ChunkRef | None:
     return None if i < 0 else _ref_at(m, i)
 
 
+def lookup_many(
+    m: Manifest, coords: np.ndarray, out: list[ChunkRef | None], todo: np.ndarray
+) -> np.ndarray:
+    """Fill ``out[j]`` for each ``j`` in ``todo`` whose ``coords[j]`` is in ``m``.
+
+    Returns the indices of ``todo`` still without a reference.
+    """
+    rows = m.find_many(coords[todo])
+    found = rows >= 0
+    for j, i in zip(todo[found].tolist(), rows[found].tolist(), strict=True):
+        out[j] = _ref_at(m, i)
+    return todo[~found]
+
+
 class ChunkChanges:
     """Chunk writes and deletes of one array in a session."""
 
@@ -104,6 +118,28 @@ class ChunkChanges:
             if ref is not None:
                 return ref
         return None
+
+    def get_many(
+        self, coords: np.ndarray, out: list[ChunkRef | None], todo: np.ndarray
+    ) -> np.ndarray:
+        """Bulk :meth:`get`: fill ``out`` for the rows ``todo`` of ``coords`` changed here.
+
+        Returns the rows that this session did not change.
+        """
+        if self.pending:
+            left = []
+            for j in todo.tolist():
+                ref = self.pending.get(tuple(coords[j].tolist()))
+                if ref is None:
+                    left.append(j)
+                else:
+                    out[j] = ref
+            todo = np.asarray(left, dtype=np.int64)
+        for m in reversed(self.batches):
+            if not len(todo):
+                break
+            todo = lookup_many(m, coords, out, todo)
+        return todo
 
     def manifest(self) -> Manifest:
         """All changes as one manifest (tombstones kept), later writes winning."""

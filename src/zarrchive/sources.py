@@ -33,7 +33,7 @@ import asyncio
 import os
 import posixpath
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +52,7 @@ __all__ = [
     "local_path",
     "normalize_url",
     "public_options",
+    "read_local_ranges",
 ]
 
 _PUBLIC_KEYS = {"endpoint_url", "region", "region_name", "anon", "requester_pays", "use_ssl"}
@@ -151,16 +152,66 @@ def _remote_stat(info: Mapping[str, Any]) -> SourceStat:
     return SourceStat(size, f"modified={modified}" if modified else "")
 
 
-def _pread_checked(path: str, offset: int, length: int, checksum: str | None) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
+def _modified(url: str, checksum: str, now: str) -> SourceModifiedError:
+    return SourceModifiedError(
+        f"virtual chunk source {url} changed since it was imported (recorded {checksum}, "
+        f"now {now}); re-import it to refresh the references"
+    )
+
+
+def _gone(url: str) -> SourceModifiedError:
+    return SourceModifiedError(
+        f"virtual chunk source {url!r} no longer exists; restore it, or re-import the "
+        "dataset from where the file lives now"
+    )
+
+
+def _short(url: str, offset: int, length: int, got: int) -> SourceModifiedError:
+    return SourceModifiedError(
+        f"virtual chunk source {url!r} is shorter than recorded: wanted bytes "
+        f"{offset}-{offset + length}, got {got}; the file changed since import"
+    )
+
+
+def read_local_ranges(
+    path: str,
+    ranges: Sequence[tuple[int, int]],
+    checksum: str | None,
+    *,
+    gap: int = 64 * 1024,
+    max_span: int = 8 * 1024 * 1024,
+) -> list[bytes]:
+    """Byte ranges ``(offset, length)`` of one local file, checked against ``checksum``.
+
+    Blocking (run it in a worker thread). The file is opened once and its checksum verified
+    with one ``fstat`` of the open descriptor, so a file replaced or rewritten since import
+    is refused. Ranges closer than ``gap`` bytes are read with one ``pread``.
+    """
+    url = "file://" + path
     try:
-        if checksum is not None and _local_stat(os.fstat(fd)).checksum != checksum:
-            raise SourceModifiedError(
-                f"virtual chunk source file://{path} changed since it was imported "
-                f"(recorded {checksum}, now {_local_stat(os.fstat(fd)).checksum}); "
-                "re-import it to refresh the references"
-            )
-        return os.pread(fd, length, offset)
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise _gone(url) from exc
+    except OSError as exc:
+        raise StorageError(f"reading virtual chunk source {url!r} failed: {exc}") from exc
+    try:
+        if checksum is not None:
+            now = _local_stat(os.fstat(fd)).checksum
+            if now != checksum:
+                raise _modified(url, checksum, now)
+        out: list[bytes] = [b""] * len(ranges)
+        plan = plan_requests([r[0] for r in ranges], [r[1] for r in ranges], gap, max_span)
+        for start, end, members in plan:
+            data = os.pread(fd, end - start, start)
+            for i in members:
+                offset, length = ranges[i]
+                piece = data[offset - start : offset - start + length]
+                if len(piece) != length:
+                    raise _short(url, offset, length, len(piece))
+                out[i] = piece if len(members) > 1 else data
+        return out
+    except OSError as exc:
+        raise StorageError(f"reading virtual chunk source {url!r} failed: {exc}") from exc
     finally:
         os.close(fd)
 
@@ -308,30 +359,35 @@ class SourceReader:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         path = local_path(url)
+        if path is not None:
+            async with self._semaphore:
+                (data,) = await asyncio.to_thread(
+                    read_local_ranges, path, [(offset, length)], checksum
+                )
+            return data
         try:
-            if path is not None:
-                async with self._semaphore:
-                    data = await asyncio.to_thread(_pread_checked, path, offset, length, checksum)
-            if path is None:
-                fs = self._fs(url, self._options(url, prefix))
-                if checksum is not None:
-                    await self._verify_remote(fs, url, checksum)
-                data = await self._coalesced(fs, url, offset, length)
+            fs = self._fs(url, self._options(url, prefix))
+            if checksum is not None:
+                await self._verify_remote(fs, url, checksum)
+            data = await self._coalesced(fs, url, offset, length)
         except FileNotFoundError as exc:
-            raise SourceModifiedError(
-                f"virtual chunk source {url!r} no longer exists; restore it, or re-import the "
-                "dataset from where the file lives now"
-            ) from exc
+            raise _gone(url) from exc
         except (SourceModifiedError, UnauthorizedSourceError):
             raise
         except OSError as exc:
             raise StorageError(f"reading virtual chunk source {url!r} failed: {exc}") from exc
         if len(data) != length:
-            raise SourceModifiedError(
-                f"virtual chunk source {url!r} is shorter than recorded: wanted bytes "
-                f"{offset}-{offset + length}, got {len(data)}; the file changed since import"
-            )
+            raise _short(url, offset, length, len(data))
         return data
+
+    def local_file(self, url: str) -> str | None:
+        """The path of an authorised local source (None for remote URLs).
+
+        Raises :class:`UnauthorizedSourceError` like :meth:`read` when ``url`` is not under
+        an authorised container. Callers read the path with :func:`read_local_ranges`.
+        """
+        self._container(url)
+        return local_path(url)
 
     async def _coalesced(self, fs: AsyncFileSystem, url: str, offset: int, length: int) -> bytes:
         """Queue one range; ranges queued for ``url`` in the same loop turn share requests."""
@@ -389,10 +445,7 @@ class SourceReader:
             return
         current = _remote_stat(await fs._info(url)).checksum
         if current != checksum:
-            raise SourceModifiedError(
-                f"virtual chunk source {url!r} changed since it was imported (recorded "
-                f"{checksum}, now {current}); re-import it to refresh the references"
-            )
+            raise _modified(repr(url), checksum, current)
         self._verified[key] = now
 
 

@@ -100,7 +100,9 @@ class Manifest:
     """Chunk references of (a region of) one array, as parallel numpy columns."""
 
     __slots__ = (
+        "_bounds",
         "_keys",
+        "_pystrides",
         "_strides",
         "checksums",
         "chunk_ids",
@@ -141,6 +143,8 @@ class Manifest:
         self.inline = list(inline)
         self._keys: np.ndarray | None = None
         self._strides: np.ndarray | None = None
+        self._bounds: tuple[int, ...] = ()
+        self._pystrides: tuple[int, ...] = ()
         if len(self.checksums) != len(self.urls):
             raise InvalidInputError("checksums must be given once per source URL")
 
@@ -226,6 +230,8 @@ class Manifest:
                 else np.ones(self.ndim, dtype=np.int64)
             )
             self._strides = _strides(extent)
+            self._bounds = tuple(int(n) for n in extent) if len(self) else (0,) * self.ndim
+            self._pystrides = tuple(int(n) for n in self._strides)
             keys = (
                 self.coords.astype(np.int64) @ self._strides
                 if self.ndim
@@ -247,23 +253,42 @@ class Manifest:
         self.length = self.length[order]
 
     def find(self, coord: Sequence[int]) -> int:
-        """Row of chunk ``coord``, or -1 when this manifest has no reference for it."""
+        """Row of chunk ``coord``, or -1 when this manifest has no reference for it.
+
+        Plain Python arithmetic: a store looks up one chunk per call, and numpy's per-call
+        overhead would be most of the cost.
+        """
         if len(coord) != self.ndim:
             return -1
         keys, strides = self._index()
         if not len(keys):
             return -1
-        if self.ndim:
-            c = np.asarray(coord, dtype=np.int64)
-            if (c < 0).any():
+        key = 0
+        for c, n, s in zip(coord, self._bounds, self._pystrides, strict=True):
+            if not 0 <= c < n:
                 return -1
-            key = int(c @ strides)
-        else:
-            key = 0
-        i = int(np.searchsorted(keys, key))
-        if i < len(keys) and keys[i] == key and np.array_equal(self.coords[i], coord):
-            return i
-        return -1
+            key += c * s
+        i = int(keys.searchsorted(key))
+        return i if i < len(keys) and keys[i] == key else -1
+
+    def find_many(self, coords: np.ndarray) -> np.ndarray:
+        """Rows of chunk coordinates ``coords`` (n, ndim); -1 where there is no reference."""
+        coords = np.asarray(coords, dtype=np.int64)
+        if coords.ndim != 2 or coords.shape[1] != self.ndim:
+            raise InvalidInputError(
+                f"chunk coordinates of shape {coords.shape} do not fit a {self.ndim}-d manifest"
+            )
+        rows = np.full(len(coords), -1, dtype=np.int64)
+        keys, strides = self._index()
+        if not len(keys) or not len(coords):
+            return rows
+        inside = np.all((coords >= 0) & (coords < np.asarray(self._bounds, np.int64)), axis=1)
+        want = coords[inside] @ strides if self.ndim else np.zeros(int(inside.sum()), np.int64)
+        pos = np.minimum(keys.searchsorted(want), len(keys) - 1)
+        hit = keys[pos] == want
+        idx = np.flatnonzero(inside)
+        rows[idx[hit]] = pos[hit]
+        return rows
 
     def sorted(self) -> Manifest:
         """This manifest with rows in chunk order (in place; returns self)."""
