@@ -350,3 +350,18 @@ def test_which_codec_chains_take_the_batched_path() -> None:
         assert _Chain(pipeline).ok, codecs
     sharded = ZarrchiveCodecPipeline.from_codecs([zarr.codecs.ShardingCodec(chunk_shape=(2,))])
     assert not _Chain(sharded).ok
+
+
+def test_undecodable_chunk_is_a_typed_error_naming_the_chunk(tmp_path: Path) -> None:
+    data = _data()
+    src = tmp_path / "source.bin"
+    coords, offsets, lengths, _ = _write_source(src, data, {"compressors": [Zlib(level=1)]})
+    repo = zarrchive.Repo.create(str(tmp_path / "repo"))
+    zarr.create_array(
+        repo.store, name="a", shape=SHAPE, chunks=CHUNKS, dtype="<f4", compressors=[Zlib()]
+    )
+    offsets = offsets.copy()
+    offsets[4] += 1  # a reference one byte off: the bytes are not a zlib stream
+    repo.set_virtual_refs("a", coords, "file://" + str(src), offsets, lengths)
+    with pytest.raises(zarrchive.FormatError, match=r"source\.bin bytes .* cannot be decoded"):
+        zarr.open_array(repo.store, path="a", mode="r")[:]

@@ -41,7 +41,8 @@ from zarr.core.codec_pipeline import BatchedCodecPipeline, fill_value_or_default
 from zarr.storage import StorePath
 
 from .changeset import ChunkRef
-from .format import VIRTUAL
+from .errors import FormatError
+from .format import NATIVE, VIRTUAL
 
 __all__ = ["ZarrchiveCodecPipeline", "install"]
 
@@ -51,7 +52,8 @@ _PATH = f"{__name__}.ZarrchiveCodecPipeline"
 _MAX_PER_TASK = 64
 
 _Decode = Callable[[Any, ArraySpec], Any]
-_Item = tuple[ArraySpec, Any, Any]  # chunk spec, chunk selection, output selection
+# chunk spec, chunk selection, output selection, store key, reference (None: fill value)
+_Item = tuple[ArraySpec, Any, Any, str, "ChunkRef | None"]
 
 
 def _numcodecs_decoder(codec: Codec) -> _Decode | None:
@@ -218,6 +220,21 @@ class _Chain:
         return nd
 
 
+def _undecodable(key: str, ref: ChunkRef | None, chain: _Chain, exc: Exception) -> FormatError:
+    codecs = " + ".join(type(c).__name__ for c in chain.pipeline)
+    if ref is not None and ref.kind == VIRTUAL:
+        where = f"virtual, {ref.url} bytes {ref.offset}-{ref.offset + ref.length}"
+    elif ref is not None and ref.kind == NATIVE:
+        where = f"native chunk {ref.chunk_id}"
+    else:
+        where = "inline"
+    return FormatError(
+        f"chunk {key!r} ({where}) cannot be decoded with {codecs}: "
+        f"{type(exc).__name__}: {exc}; the source bytes are corrupt, or the references or "
+        "the array's codecs do not match them"
+    )
+
+
 def _decode_into(
     chain: _Chain,
     raws: Sequence[bytes | None],
@@ -229,11 +246,14 @@ def _decode_into(
     target = out.as_ndarray_like()
     if not isinstance(target, np.ndarray):
         target = out  # a device buffer: assign through zarr's NDBuffer
-    for raw, (spec, chunk_sel, out_sel) in zip(raws, items, strict=True):
+    for raw, (spec, chunk_sel, out_sel, key, ref) in zip(raws, items, strict=True):
         if raw is None:
             out[out_sel] = fill_value_or_default(spec)
             continue
-        part = chain.decode(raw, spec)
+        try:
+            part = chain.decode(raw, spec)
+        except Exception as exc:
+            raise _undecodable(key, ref, chain, exc) from exc
         if target is out:
             if isinstance(part, np.ndarray):
                 part = spec.prototype.nd_buffer.from_ndarray_like(part)
@@ -315,10 +335,8 @@ async def _batched_read(
     reader = session.repository.sources
     # array path + "/" -> (batch indices, chunk coordinates); one array per read, in practice
     by_array: dict[str, tuple[list[int], list[tuple[int, ...]]]] = {}
-    items: list[_Item] = []
     prefix, decode = "", None  # the array of the previous key, usually that of all of them
-    for i, (getter, spec, chunk_sel, out_sel, _) in enumerate(batch):
-        items.append((spec, chunk_sel, out_sel))
+    for i, (getter, *_) in enumerate(batch):
         key = getter.path
         coord = decode(key[len(prefix) :]) if decode and key.startswith(prefix) else None
         if coord is None:
@@ -337,6 +355,10 @@ async def _batched_read(
         for i, ref in zip(idx, found, strict=True):
             refs[i] = ref
 
+    items: list[_Item] = [
+        (spec, chunk_sel, out_sel, getter.path, ref)
+        for (getter, spec, chunk_sel, out_sel, _), ref in zip(batch, refs, strict=True)
+    ]
     virtual: dict[tuple[str, str | None], list[int]] = {}
     other: list[int] = []
     absent: list[int] = []
