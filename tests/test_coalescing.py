@@ -9,7 +9,8 @@ import pytest
 import zarr
 
 import zarrchive
-from zarrchive.sources import plan_requests
+from zarrchive._sync import sync
+from zarrchive.sources import SourceReader, plan_requests
 
 
 def test_plan_requests_groups_near_ranges() -> None:
@@ -47,3 +48,38 @@ def test_whole_variable_read_from_s3_is_coalesced(s3_server, gap, max_requests) 
         np.testing.assert_array_equal(reader.root_group["v"][:], values)
     made = reader.repository.sources.requests_made
     assert 1 <= made <= max_requests
+
+
+def test_one_version_check_per_object_not_per_chunk(s3_server) -> None:
+    """Chunks of one object read together share one ``info`` request (and one coalesced GET)."""
+    import s3fs
+
+    from conftest import BUCKET
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    key = f"{BUCKET}/{uuid.uuid4().hex}/raw.bin"
+    values = np.arange(32 * 10, dtype="<f8").reshape(32, 10)
+    fs.pipe(key, values.tobytes())
+    url = f"s3://{key}"
+    checksum = sync(SourceReader().stat(url, s3_server)).checksum  # what importers record
+    repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
+    arr = repo.root_group.create_array(
+        "v", shape=(32, 10), chunks=(1, 10), dtype="<f8", compressors=None
+    )
+    coords = np.stack([np.arange(32), np.zeros(32, int)], axis=1)
+    repo.set_virtual_refs(
+        arr.path, coords, url, np.arange(32) * 80, np.full(32, 80), checksums={url: checksum}
+    )
+    repo.commit("refs")
+    reader = zarrchive.Repo.open(
+        repo.repository.storage, authorize_virtual={"s3://": dict(s3_server)}
+    )
+    with zarr.config.set({"async.concurrency": 64}):
+        np.testing.assert_array_equal(reader.root_group["v"][:], values)
+    sources = reader.repository.sources
+    assert sources.verifications_made == 1
+    assert sources.requests_made == 1
+    fs.pipe(key, values[::-1].tobytes())  # same size, new ETag: refused once the TTL is over
+    sources._verified.clear()
+    with pytest.raises(zarrchive.SourceModifiedError, match="changed since it was imported"):
+        reader.root_group["v"][:]

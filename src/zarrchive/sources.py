@@ -262,6 +262,9 @@ class SourceReader:
         self.verify_ttl = verify_ttl
         self._filesystems: dict[tuple[str, str], AsyncFileSystem] = {}
         self._verified: dict[tuple[str, str], float] = {}
+        self._verifying: dict[tuple[str, str], asyncio.Future[None]] = {}
+        #: remote objects whose version was checked (one ``info`` request each)
+        self.verifications_made = 0
         self._semaphore: asyncio.Semaphore | None = None
         #: ranges of one remote object closer than this many bytes share one request
         self.coalesce_gap = coalesce_gap
@@ -438,15 +441,25 @@ class SourceReader:
         return _remote_stat(await self._fs(url, dict(options or {}))._info(url))
 
     async def _verify_remote(self, fs: AsyncFileSystem, url: str, checksum: str) -> None:
+        """One ``info`` per object per ``verify_ttl``, shared by every chunk read meanwhile."""
         key = (url, checksum)
         seen = self._verified.get(key)
-        now = time.monotonic()
-        if seen is not None and now - seen < self.verify_ttl:
+        if seen is not None and time.monotonic() - seen < self.verify_ttl:
             return
+        pending = self._verifying.get(key)
+        if pending is None:
+            pending = self._verifying[key] = asyncio.ensure_future(
+                self._stat_and_compare(fs, url, checksum)
+            )
+            pending.add_done_callback(lambda _: self._verifying.pop(key, None))
+        await asyncio.shield(pending)
+
+    async def _stat_and_compare(self, fs: AsyncFileSystem, url: str, checksum: str) -> None:
+        self.verifications_made += 1
         current = _remote_stat(await fs._info(url)).checksum
         if current != checksum:
             raise _modified(repr(url), checksum, current)
-        self._verified[key] = now
+        self._verified[(url, checksum)] = time.monotonic()
 
 
 def filesystem_for(protocol: str, options: Mapping[str, Any]) -> AsyncFileSystem:
