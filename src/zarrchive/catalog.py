@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import hashlib
 import importlib
 import json
+import math
 import os
 import posixpath
 import sys
@@ -62,7 +64,14 @@ from .errors import (
 )
 from .format import DELETED, INLINE, NATIVE, VIRTUAL, Manifest
 from .importers._base import ImportedTree
-from .sources import SourceReader, container_of, local_path, normalize_url
+from .sources import (
+    SourceReader,
+    container_of,
+    local_path,
+    normalize_url,
+    plan_requests,
+    read_local_ranges,
+)
 from .zarr_keys import chunk_key_encoder
 from .zarr_keys import join as join_path
 
@@ -84,8 +93,9 @@ HASH_LIMIT = 1 << 20
 #: chunk length of the concat coordinate written as native chunks
 COORD_CHUNK = 4096
 DEFAULT_BATCH = 100
-#: without an explicit ``workers``, one worker process per this many sources (at most 8)
-_SOURCES_PER_WORKER = 16
+#: without an explicit ``workers``, one more scanning process per this many sources (the
+#: calling process is the first; at most one per CPU and 8 in all)
+_SOURCES_PER_WORKER = 64
 _GLOB_CHARS = "*?["
 #: attributes that change how stored values decode: they must agree across sources
 _DECODE_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", "_Unsigned", "dtype")
@@ -367,8 +377,11 @@ class ScanResult:
     format: str = ""
     skipped: bool = False
     tree: ImportedTree | None = None
-    #: decoded values of the concat coordinate
+    #: decoded values of the concat coordinate (None while only ``raw`` is known)
     values: np.ndarray | None = None
+    #: the concat coordinate's stored numbers (zarr-decoded, not CF-decoded): workers leave
+    #: CF decoding to the importing process, which decodes all sources at once
+    raw: np.ndarray | None = None
     #: the coordinate's decoded attributes and CF encoding (units, calendar, dtype)
     coord_attrs: dict[str, Any] = field(default_factory=dict)
     coord_encoding: dict[str, Any] = field(default_factory=dict)
@@ -406,11 +419,14 @@ def _detect(url: str, options: Mapping[str, Any] | None) -> str:
                 return _zarr_dir(url, os.listdir(path))
             with open(path, "rb") as f:
                 head = f.read(4096)
-        else:
+        else:  # reading first saves object stores a listing per file
             fs, p = _url_to_fs(url, options)
-            if fs.isdir(p):
+            try:
+                head = fs.cat_file(p, start=0, end=4096)
+            except (FileNotFoundError, IsADirectoryError):
+                if not fs.isdir(p):
+                    raise FileNotFoundError(url) from None
                 return _zarr_dir(url, [posixpath.basename(x) for x in fs.ls(p, detail=False)])
-            head = fs.cat_file(p, start=0, end=4096)
     except FileNotFoundError:
         raise NotFoundError(f"source {url} does not exist") from None
     except OSError as exc:
@@ -441,9 +457,9 @@ def _importer(fmt: str, url: str) -> Any:
         ) from None
 
 
-async def _scan_tree(job: ScanJob) -> tuple[str, ImportedTree | None]:
+async def _scan_tree(job: ScanJob, fmt: str) -> ImportedTree | None:
+    """The source's tree, or None when it is already in the dataset (``job.known``)."""
     reader = _process_reader()
-    fmt = await asyncio.to_thread(_detect, job.url, job.options)
     stats: dict[str, Any] = {}
 
     async def stat(u: str) -> Any:
@@ -460,7 +476,7 @@ async def _scan_tree(job: ScanJob) -> tuple[str, ImportedTree | None]:
         known = job.known.get(job.url, _MISSING)
         if known is not _MISSING:
             if known == st.checksum:
-                return fmt, None
+                return None
             raise InvalidInputError(_changed(job.url, known, st.checksum))
     tree = await _importer(fmt, job.url).scan(job.url, stat=stat, storage_options=job.options)
     if fmt == "zarr_v2" and job.known:
@@ -473,13 +489,13 @@ async def _scan_tree(job: ScanJob) -> tuple[str, ImportedTree | None]:
             if job.known[u] != cs:
                 raise InvalidInputError(_changed(u, job.known[u], cs))
         if seen and len(seen) == len(urls):
-            return fmt, None
+            return None
         if seen:
             raise InvalidInputError(
                 f"{job.url}: {len(seen)} of its {len(urls)} chunk objects are already in the "
                 "dataset and the others are not; the store changed since it was imported"
             )
-    return fmt, tree
+    return tree
 
 
 def _changed(url: str, old: Any, new: Any) -> str:
@@ -490,35 +506,152 @@ def _changed(url: str, old: Any, new: Any) -> str:
     )
 
 
-def _read_chunks(refs: Manifest, options: Mapping[str, Any] | None) -> dict[tuple[int, ...], bytes]:
-    """The bytes of every chunk of ``refs`` (virtual ranges read from their sources)."""
-    out: dict[tuple[int, ...], bytes] = {}
-    coords = [tuple(int(c) for c in row) for row in refs.coords.tolist()]
-    remote: list[tuple[tuple[int, ...], str, int, int]] = []
-    for i, c in enumerate(coords):
-        kind, loc = int(refs.kind[i]), int(refs.loc[i])
-        if kind == INLINE:
-            out[c] = bytes(refs.inline[loc])
-        elif kind == VIRTUAL:
-            url, off, n = refs.urls[loc], int(refs.offset[i]), int(refs.length[i])
-            path = local_path(url)
-            if path is None:
-                remote.append((c, url, off, n))
-                continue
-            with open(path, "rb") as f:
-                f.seek(off)
-                out[c] = f.read(n)
-        else:
-            raise UnsupportedFeatureError("an importer returned native chunks")
+def _read_ranges(
+    manifests: Mapping[str, Manifest], options: Mapping[str, Any] | None
+) -> dict[str, dict[tuple[int, ...], bytes]]:
+    """The bytes of every chunk of several arrays (``name -> references``) of one source.
+
+    Blocking. Each local file is opened once (and its checksum checked against the one its
+    references recorded); remote ranges are fetched in one ``cat_ranges`` call.
+    """
+    out: dict[str, dict[tuple[int, ...], bytes]] = {name: {} for name in manifests}
+    local: dict[tuple[str, str | None], list[tuple[str, tuple[int, ...], int, int]]] = {}
+    remote: list[tuple[str, tuple[int, ...], str, int, int]] = []
+    for name, refs in manifests.items():
+        kinds, locs = refs.kind.tolist(), refs.loc.tolist()
+        offsets, lengths = refs.offset.tolist(), refs.length.tolist()
+        for i, row in enumerate(refs.coords.tolist()):
+            c = tuple(row)
+            if kinds[i] == INLINE:
+                out[name][c] = bytes(refs.inline[locs[i]])
+            elif kinds[i] == VIRTUAL:
+                url = refs.urls[locs[i]]
+                path = local_path(url)
+                if path is None:
+                    remote.append((name, c, url, offsets[i], lengths[i]))
+                else:
+                    key = (path, refs.checksums[locs[i]])
+                    local.setdefault(key, []).append((name, c, offsets[i], lengths[i]))
+            else:
+                raise UnsupportedFeatureError("an importer returned native chunks")
+    for (path, checksum), items in local.items():
+        data = read_local_ranges(path, [(off, n) for *_, off, n in items], checksum)
+        for (name, c, _, _), d in zip(items, data, strict=True):
+            out[name][c] = d
     if remote:
-        fs, _ = _url_to_fs(remote[0][1], options)
-        paths = [fs._strip_protocol(u) for _, u, _, _ in remote]
-        data = fs.cat_ranges(paths, [o for *_, o, _ in remote], [o + n for *_, o, n in remote])
-        for (c, url, _, _), d in zip(remote, data, strict=True):
-            if isinstance(d, BaseException):
-                raise InvalidInputError(f"reading {url} failed: {d}") from d
-            out[c] = bytes(d)
+        _read_remote(remote, options, out)
     return out
+
+
+def _read_remote(
+    remote: Sequence[tuple[str, tuple[int, ...], str, int, int]],
+    options: Mapping[str, Any] | None,
+    out: dict[str, dict[tuple[int, ...], bytes]],
+) -> None:
+    """Remote ranges ``(name, coord, url, offset, length)`` into ``out``: ranges of one
+    object close to each other (a file's small arrays usually are) share one request, and
+    all requests go out in one ``cat_ranges`` call."""
+    fs, _ = _url_to_fs(remote[0][2], options)
+    by_url: dict[str, list[int]] = {}
+    for i, r in enumerate(remote):
+        by_url.setdefault(r[2], []).append(i)
+    spans: list[tuple[str, int, int, list[int]]] = []
+    for url, items in by_url.items():
+        plan = plan_requests(
+            [remote[i][3] for i in items], [remote[i][4] for i in items], 64 * 1024, 8 << 20
+        )
+        spans += [(url, start, end, [items[j] for j in members]) for start, end, members in plan]
+    data = fs.cat_ranges(
+        [fs._strip_protocol(u) for u, *_ in spans], [s[1] for s in spans], [s[2] for s in spans]
+    )
+    for (url, start, _, members), d in zip(spans, data, strict=True):
+        if isinstance(d, BaseException):
+            raise InvalidInputError(f"reading {url} failed: {d}") from d
+        for i in members:
+            name, c, _, offset, n = remote[i]
+            piece = bytes(d[offset - start : offset - start + n])
+            if len(piece) != n:
+                raise InvalidInputError(f"{url} is shorter than its references say")
+            out[name][c] = piece
+
+
+#: parsed zarr metadata of the small arrays a worker decodes, by canonical zarr.json
+_PARSED: dict[str, Any] = {}
+#: digest of decoded values by metadata and chunk bytes (see :func:`_raw_key`)
+_DIGESTS: dict[str, str] = {}
+_CACHE_SIZE = 64
+
+
+def _meta_key(meta: Mapping[str, Any]) -> str:
+    return json.dumps(meta, sort_keys=True, default=str)
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _decode_plain(
+    meta: Mapping[str, Any], chunks: Mapping[tuple[int, ...], bytes]
+) -> np.ndarray | None:
+    """The array's value when its only codec is ``bytes`` (plain numbers in C order, as the
+    concat coordinate of most NetCDF files is stored) and every chunk is present; None when
+    zarr has to decode it."""
+    codecs = meta.get("codecs") or []
+    if len(codecs) != 1 or codecs[0].get("name") != "bytes":
+        return None
+    try:
+        dtype = np.dtype(meta["data_type"])
+        grid = _chunk_shape(meta)
+    except (TypeError, KeyError, UnsupportedFeatureError):
+        return None
+    if dtype.kind not in "biuf" or meta.get("storage_transformers"):
+        return None
+    shape = [int(n) for n in meta["shape"]]
+    counts = [-(-n // c) for n, c in zip(shape, grid, strict=True)]
+    if len(chunks) != math.prod(counts):
+        return None
+    endian = ((codecs[0].get("configuration") or {}).get("endian")) or "little"
+    dtype = dtype.newbyteorder("<" if endian == "little" else ">")
+    out = np.empty(
+        [n * c for n, c in zip(counts, grid, strict=True)], dtype=dtype.newbyteorder("=")
+    )
+    for coord, data in chunks.items():
+        if len(coord) != len(grid) or len(data) != dtype.itemsize * math.prod(grid):
+            return None
+        where = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coord, grid, strict=True))
+        out[where] = np.frombuffer(data, dtype=dtype).reshape(grid)
+    return out[tuple(slice(0, n) for n in shape)]
+
+
+async def _decode_arrays(
+    arrays: Mapping[str, tuple[Mapping[str, Any], Mapping[tuple[int, ...], bytes]]],
+) -> dict[str, np.ndarray]:
+    """Each array's whole value, decoded by zarr from its chunk bytes, all at once.
+
+    The arrays are opened from their metadata parsed once per process (a catalog's sources
+    share it), over a memory store holding the chunks: one zarr read per array, no files.
+    """
+    from zarr import AsyncArray
+    from zarr.core.buffer import cpu
+    from zarr.storage import MemoryStore, StorePath
+
+    async def one(name: str, meta: Mapping[str, Any], chunks: Mapping[Any, bytes]) -> np.ndarray:
+        key = _meta_key(meta)
+        parsed = _PARSED.get(key)
+        encode = chunk_key_encoder(meta)
+        store = MemoryStore(
+            {f"a/{encode(c)}": cpu.Buffer.from_bytes(data) for c, data in chunks.items()}
+        )
+        arr = AsyncArray(metadata=parsed or dict(meta), store_path=StorePath(store, "a"))
+        if parsed is None:
+            _remember(_PARSED, key, arr.metadata)
+        return np.asarray(await arr.getitem(...))
+
+    names = list(arrays)
+    values = await asyncio.gather(*(one(n, *arrays[n]) for n in names))
+    return dict(zip(names, values, strict=True))
 
 
 def _memory_store(
@@ -556,6 +689,106 @@ def decode_coordinate(
     return values, dict(var.attrs), enc
 
 
+def _cf_decode(
+    name: str, raw: np.ndarray, attrs: Mapping[str, Any]
+) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    """CF decoding of a 1-d coordinate's stored values, as ``xarray.open_dataset`` does it
+    (``decode_cf_variables`` with its defaults) given the attributes its backend read."""
+    import xarray as xr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decoded, _, _ = xr.conventions.decode_cf_variables(
+            {name: xr.Variable((name,), raw, dict(attrs))}, {}
+        )
+        var = decoded[name]
+        values = np.asarray(var.values)
+    enc = {k: var.encoding[k] for k in ("units", "calendar", "dtype") if k in var.encoding}
+    return values, dict(var.attrs), enc
+
+
+def _backend_attrs(
+    name: str, meta: Mapping[str, Any], chunks: Mapping[tuple[int, ...], bytes]
+) -> dict[str, Any] | None:
+    """The attributes xarray's Zarr backend gives the array before any CF decoding (its
+    ``_FillValue`` handling included); None if this xarray does not expose them so."""
+    try:
+        from xarray.backends.zarr import ZarrStore
+
+        store = ZarrStore.open_group(
+            _memory_store({name: (meta, chunks)}), mode="r", zarr_format=3, consolidated=False
+        )
+        return dict(store.open_store_variable(name).attrs)
+    except Exception:  # noqa: BLE001 - a private API moved: use xarray's whole open path
+        return None
+
+
+def _same_decoding(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    (va, aa, ea), (vb, ab, eb) = a, b
+    if va.dtype != vb.dtype or va.shape != vb.shape or repr(aa) != repr(ab) or ea != eb:
+        return False
+    try:
+        return bool(np.array_equal(va, vb, equal_nan=va.dtype.kind in "fcmM"))
+    except TypeError:  # object arrays (cftime dates): no NaN to care about
+        return bool(np.array_equal(va, vb))
+
+
+#: what of a coordinate's zarr.json decides how its stored numbers decode
+_DECODING_KEYS = ("data_type", "fill_value", "attributes", "dimension_names")
+
+
+def decoding_key(meta: Mapping[str, Any]) -> str:
+    return json.dumps({k: meta.get(k) for k in _DECODING_KEYS}, sort_keys=True, default=str)
+
+
+def _plain(meta: Mapping[str, Any], raw: np.ndarray) -> tuple[dict[str, Any], dict[Any, bytes]]:
+    """``meta`` and chunk bytes of a 1-d array holding ``raw`` in one uncompressed chunk: to
+    xarray the same variable as the original array (same type, fill value, attributes)."""
+    n = max(len(raw), 1)
+    plain = {k: v for k, v in meta.items() if k not in ("codecs", "chunk_grid", "shape")}
+    plain["shape"] = [len(raw)]
+    plain["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": [n]}}
+    plain["chunk_key_encoding"] = {"name": "default", "configuration": {"separator": "/"}}
+    plain["codecs"] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    data = np.zeros(n, dtype=raw.dtype)
+    data[: len(raw)] = raw
+    return plain, {(0,): data.astype(data.dtype.newbyteorder("<")).tobytes()}
+
+
+def decode_raw_coordinates(
+    name: str, meta: Mapping[str, Any], raws: Sequence[np.ndarray]
+) -> list[tuple[np.ndarray, dict[str, Any], dict[str, Any]]]:
+    """:func:`decode_coordinate` of many sources' concat coordinates that share
+    :func:`decoding_key` (``raws``: their stored numbers), in one CF decoding.
+
+    Opening each source's coordinate with xarray costs milliseconds, and importing xarray's
+    time decoding into every worker process a second. Here the first source goes through
+    xarray's whole open path; the others are CF-decoded together, from the attributes xarray's
+    Zarr backend read for that first one, with ``xarray.conventions.decode_cf_variables``
+    (what ``open_dataset`` runs). That is used only if it reproduces the whole path's result
+    for the first source; otherwise each source goes through the whole path (slow, exact).
+    Errors name no source: callers decode one by one to find it.
+    """
+    plain, chunks = _plain(meta, raws[0])
+    whole = decode_coordinate(name, plain, chunks)
+    if len(raws) == 1:
+        return [whole]
+    attrs = _backend_attrs(name, plain, chunks)
+    if attrs is not None:
+        with contextlib.suppress(Exception):  # the shortcut fails where the whole path works
+            values, vattrs, enc = _cf_decode(name, np.concatenate(raws), attrs)
+            n0 = len(raws[0])
+            if values.shape == (sum(map(len, raws)),) and _same_decoding(
+                whole, (values[:n0], vattrs, enc)
+            ):
+                out, pos = [], 0
+                for r in raws:
+                    out.append((values[pos : pos + len(r)], vattrs, enc))
+                    pos += len(r)
+                return out
+    return [whole] + [decode_coordinate(name, *_plain(meta, r)) for r in raws[1:]]
+
+
 def _hash_values(values: np.ndarray) -> str:
     h = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
     if values.dtype.kind == "O":
@@ -578,7 +811,8 @@ def scan_source(job: ScanJob) -> ScanResult:
     from ._sync import sync
 
     try:
-        fmt, tree = sync(_scan_tree(job))
+        fmt = _detect(job.url, job.options)
+        tree = sync(_scan_tree(job, fmt))
         if tree is None:
             return ScanResult(job.url, fmt, skipped=True)
         return _describe(job, fmt, tree)
@@ -595,6 +829,10 @@ def scan_source(job: ScanJob) -> ScanResult:
 
 
 def _describe(job: ScanJob, fmt: str, tree: ImportedTree) -> ScanResult:
+    """The concat coordinate's stored values and a digest of every small array without the
+    concat dimension (their chunks read in one go and decoded together, without xarray)."""
+    from ._sync import sync
+
     dim = job.concat_dim
     coord = tree.arrays.get(dim)
     if coord is None:
@@ -607,23 +845,49 @@ def _describe(job: ScanJob, fmt: str, tree: ImportedTree) -> ScanResult:
             f"{job.url}: {dim!r} is not a 1-d coordinate along dimension {dim!r} "
             f"(its dimensions are {_dims(coord.meta)})"
         )
-    values, attrs, encoding = decode_coordinate(
-        dim, coord.meta, _read_chunks(coord.refs, job.options)
-    )
-    res = ScanResult(
-        job.url, fmt, tree=tree, values=values, coord_attrs=attrs, coord_encoding=encoding
-    )
+    digests: dict[str, str | None] = {}
+    small = {dim: coord}
     for path, arr in tree.arrays.items():
         if dim in _dims(arr.meta):
             continue
         if int(arr.refs.length.sum()) > job.hash_limit:
-            res.digests[path] = None
-            continue
-        chunks = _read_chunks(arr.refs, job.options)
-        res.digests[path] = _digest(arr.meta, chunks)
-        if _is_index(path, arr.meta):
-            res.index_chunks[path] = chunks
+            digests[path] = None
+        else:
+            small[path] = arr
+    chunks = _read_ranges({p: a.refs for p, a in small.items()}, job.options)
+    # equal chunk bytes under equal metadata decode to equal values: a source's static arrays
+    # (latitude, longitude, ...) are usually byte for byte those of the sources before it
+    raw_keys = {p: _raw_key(a.meta, chunks[p]) for p, a in small.items() if p != dim}
+    todo = {p: (small[p].meta, chunks[p]) for p, k in raw_keys.items() if k not in _DIGESTS}
+    todo[dim] = (coord.meta, chunks[dim])
+    decoded = {p: v for p, (m, c) in todo.items() if (v := _decode_plain(m, c)) is not None}
+    rest = {p: mc for p, mc in todo.items() if p not in decoded}
+    if rest:
+        decoded.update(sync(_decode_arrays(rest)))
+    res = ScanResult(job.url, fmt, tree=tree)
+    if decoded[dim].dtype.kind in "biuf":
+        res.raw = decoded[dim]
+    else:  # strings, dates stored as such: decoded here, through xarray's whole open path
+        res.values, res.coord_attrs, res.coord_encoding = decode_coordinate(
+            dim, coord.meta, chunks[dim]
+        )
+    for path, key in raw_keys.items():
+        if path in decoded:
+            _remember(_DIGESTS, key, _hash_values(decoded[path]))
+        digests[path] = _DIGESTS[key]
+        if _is_index(path, small[path].meta):
+            res.index_chunks[path] = chunks[path]
+    res.digests = digests
     return res
+
+
+def _raw_key(meta: Mapping[str, Any], chunks: Mapping[tuple[int, ...], bytes]) -> str:
+    h = hashlib.sha256(_meta_key(meta).encode())
+    for c in sorted(chunks):
+        h.update(repr(c).encode())
+        h.update(len(chunks[c]).to_bytes(8, "little"))
+        h.update(chunks[c])
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------- layouts
@@ -836,10 +1100,15 @@ class _Source:
     options: dict[str, Any] | None
     layout: _Layout
     digests: tuple[tuple[str, str | None], ...]
-    values: np.ndarray
-    units: Any
     refs: _Packed
-    #: the whole scan result, kept only while this source may be the first in order
+    #: the concat coordinate's decoded values (empty until :meth:`_Collector.decode`)
+    values: np.ndarray
+    #: its stored numbers, until decoded; and what decides how they decode
+    raw: np.ndarray | None = None
+    decoding: str = ""
+    #: decoded attributes and CF encoding of the coordinate (shared by a decoding group)
+    coord: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    #: the whole scan result: only the first source in order gets one (scanned again)
     result: ScanResult | None = None
 
     @property
@@ -850,9 +1119,14 @@ class _Source:
     def first(self) -> Any:
         return self.values[0]
 
+    @property
+    def units(self) -> Any:
+        return self.coord[1].get("units")
+
 
 class _Collector:
-    """Packs scan results as they arrive; keeps the whole result of the earliest source."""
+    """Packs scan results as they arrive: per source only its reference columns and its
+    coordinate values are kept (no trees), so memory grows by bytes per source."""
 
     def __init__(self, dim: str) -> None:
         self.dim = dim
@@ -861,7 +1135,8 @@ class _Collector:
         #: URL prefixes of the skipped sources (a file's folder, a store itself)
         self.skipped_prefixes: list[str] = []
         self._interned: dict[Any, Any] = {}
-        self._first: _Source | None = None
+        #: decoding key -> the coordinate's zarr.json of the first source with it
+        self._decoding_meta: dict[str, dict[str, Any]] = {}
 
     def _intern(self, value: Any) -> Any:
         return self._interned.setdefault(value, value)
@@ -874,36 +1149,68 @@ class _Collector:
             )
             return
         tree = res.tree
-        assert tree is not None and res.values is not None
+        assert tree is not None
         metas = {p: a.meta for p, a in tree.arrays.items()}
         layout = self._intern(_layout_of(tree.groups, metas, self.dim, res.url))
-        values = res.values
-        if values.ndim != 1 or len(values) == 0:
-            raise InvalidInputError(f"{res.url}: it has no steps along {self.dim!r}")
-        if _has_missing(values):
-            raise InvalidInputError(f"{res.url}: its {self.dim!r} coordinate has missing values")
+        steps = len(res.values if res.values is not None else res.raw)  # type: ignore[arg-type]
         for v in layout.varying:
             n = tree.arrays[v.path].meta["shape"][v.axis]
-            if n != len(values):
+            if n != steps:
                 raise InvalidInputError(
                     f"{res.url}: variable {v.path!r} has {n} steps along {self.dim!r}, but the "
-                    f"coordinate has {len(values)}"
+                    f"coordinate has {steps}"
                 )
         src = _Source(
             res.url,
             options,
             layout,
             self._intern(tuple(sorted(res.digests.items()))),
-            values,
-            res.coord_encoding.get("units"),
             _pack(tree, layout),
+            _NO_VALUES,
         )
+        if res.values is None:
+            src.raw = res.raw
+            src.decoding = decoding_key(tree.arrays[self.dim].meta)
+            self._decoding_meta.setdefault(src.decoding, tree.arrays[self.dim].meta)
+        else:
+            self._set_values(src, res.values, (res.coord_attrs, res.coord_encoding))
         self.sources.append(src)
-        if self._first is None or _lt(src.first, self._first.first):
-            if self._first is not None:
-                self._first.result = None
-            src.result = res
-            self._first = src
+
+    def decode(self) -> None:
+        """CF-decode every source's coordinate, one batch per decoding key (blocking)."""
+        groups: dict[str, list[_Source]] = {}
+        for src in self.sources:
+            if src.raw is not None:
+                groups.setdefault(src.decoding, []).append(src)
+        for key, members in groups.items():
+            meta = self._decoding_meta[key]
+            raws = [s.raw for s in members]
+            try:
+                decoded = decode_raw_coordinates(self.dim, meta, raws)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - one by one, to name the source that fails
+                decoded = []
+                for src in members:
+                    try:
+                        decoded += decode_raw_coordinates(self.dim, meta, [src.raw])  # type: ignore[list-item]
+                    except Exception as exc:
+                        raise InvalidInputError(
+                            f"{src.url}: its {self.dim!r} coordinate cannot be decoded: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
+            for src, (values, attrs, enc) in zip(members, decoded, strict=True):
+                self._set_values(src, values, (attrs, enc))
+                src.raw = None
+
+    def _set_values(self, src: _Source, values: np.ndarray, coord: tuple[Any, Any]) -> None:
+        if values.ndim != 1 or len(values) == 0:
+            raise InvalidInputError(f"{src.url}: it has no steps along {self.dim!r}")
+        if _has_missing(values):
+            raise InvalidInputError(f"{src.url}: its {self.dim!r} coordinate has missing values")
+        src.values = values
+        src.coord = coord
+
+
+_NO_VALUES = np.zeros(0)
 
 
 def _has_missing(values: np.ndarray) -> bool:
@@ -1200,31 +1507,100 @@ async def _scan_all(
     if client is not None:
         await _scan_on_client(client, jobs, on_result)
         return
-    if workers <= 1 or len(jobs) == 1:
-        for job in jobs:
-            on_result(await asyncio.to_thread(scan_source, job))
+    queue = collections.deque(jobs)
+    processes = min(workers, len(jobs)) - 1
+    if processes < 1:
+        while queue:
+            on_result(await asyncio.to_thread(scan_source, queue.popleft()))
         return
+    await _scan_here_and_in_pool(queue, processes, on_result)
+
+
+async def _scan_here_and_in_pool(
+    queue: collections.deque[ScanJob], processes: int, on_result: Callable[[ScanResult], None]
+) -> None:
+    """Scan the queue in this process and in ``processes`` worker processes at once.
+
+    Starting a worker process costs about a second (importing h5py, xarray, zarr): this
+    process scans from the start, and a worker is given sources only once it answered a
+    first (empty) task, two at a time so that it never waits for the next one. Sources are
+    taken from the front of the queue by whoever is free; results are handed to
+    ``on_result`` on this loop as they come.
+    """
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_spawn_context())
-    futures = [asyncio.wrap_future(pool.submit(scan_source, job)) for job in jobs]
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=_spawn_context())
+    scanning: set[asyncio.Future[ScanResult]] = set()
+    starting: set[asyncio.Future[Any]] = {
+        asyncio.wrap_future(pool.submit(_worker_ready)) for _ in range(processes)
+    }
+    ready = 0
+
+    def feed() -> None:
+        while queue and len(scanning) < 2 * ready:
+            scanning.add(asyncio.wrap_future(pool.submit(scan_source, queue.popleft())))
+
+    async def here() -> None:
+        while queue:
+            on_result(await asyncio.to_thread(scan_source, queue.popleft()))
+
+    local: asyncio.Future[None] | None = asyncio.ensure_future(here())
     try:
-        for fut in asyncio.as_completed(futures):
-            try:
-                res = await fut
-            except BrokenProcessPool as exc:
-                raise ZarrchiveError(
-                    "a scanning worker process died (a parsing library crashed?); rerun with "
-                    "workers=1 to find the source"
-                ) from exc
-            on_result(res)
+        while local is not None or scanning:
+            waiting = scanning | starting | ({local} if local is not None else set())
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if fut is local:
+                    local = None
+                    fut.result()
+                elif fut in starting:
+                    starting.discard(fut)
+                    try:
+                        fut.result()
+                    except BrokenProcessPool as exc:
+                        raise _broken_pool() from exc
+                    ready += 1
+                else:
+                    scanning.discard(fut)
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool as exc:
+                        raise _broken_pool() from exc
+                    on_result(res)
+            feed()
     except BaseException:
-        for f in futures:
+        if local is not None:
+            local.cancel()
+        for f in scanning | starting:
             f.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
-    await asyncio.to_thread(pool.shutdown)
+    for f in starting:  # workers still starting up: they stop once they are up
+        f.cancel()
+    if starting:
+        pool.shutdown(wait=False, cancel_futures=True)
+    else:
+        await asyncio.to_thread(pool.shutdown)
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_ready() -> int:
+    """The first task of a worker process: it answers once its imports are done."""
+    return os.getpid()
+
+
+def _broken_pool() -> ZarrchiveError:
+    return ZarrchiveError(
+        "a scanning worker process died (a parsing library crashed?); rerun with workers=1 "
+        "to find the source"
+    )
 
 
 async def _scan_on_client(
@@ -1621,8 +1997,8 @@ async def import_catalog(
     ]
     options_of = {s.url: s.options for s in cat.sources}
     if workers is None:
-        # worker processes take a second or two to start: small catalogs scan in-process
-        workers = max(1, min(os.cpu_count() or 1, 8, len(jobs) // _SOURCES_PER_WORKER))
+        # a worker process takes a second to start: small catalogs scan in this process only
+        workers = min(_cpu_count(), 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
     collector = _Collector(dim)
     with _Progress(_stderr_is_tty()) as progress:
         advance = progress.task(f"scanning {len(jobs)} sources", len(jobs))
@@ -1632,6 +2008,7 @@ async def import_catalog(
             advance(1)
 
         await _scan_all(jobs, workers, client, on_result)
+        await asyncio.to_thread(collector.decode)
         new = collector.sources
         base_sorted = sorted(ex.base_known)
         in_base = [u for u in collector.skipped if _in(u, ex.base_known, base_sorted)]
@@ -1648,6 +2025,7 @@ async def import_catalog(
         plan: _Plan | None = None
         if new:
             ordered = sorted(new, key=_SortKey)
+            ordered[0].result = await _rescan(ordered[0], dim)
             layout, _ = await _validate(ordered, ex, dim, session, reader)
             plan = await _make_plan(session, target, dim, ordered, layout, ex)
             write = progress.task(f"writing {len(ordered)} sources", len(ordered))
@@ -1669,6 +2047,50 @@ async def import_catalog(
     _authorize_skipped(repo, collector, options_of)
     return CatalogReport(
         target, added, len(in_base), refs, nbytes, time.monotonic() - t0, commit_id
+    )
+
+
+async def _rescan(src: _Source, dim: str) -> ScanResult:
+    """The whole scan result of ``src``, scanned again in this process.
+
+    Only the first source in order is needed whole (its groups, static arrays and coordinate
+    attributes become the dataset's); keeping every source's tree until the order is known
+    would make memory grow with the catalog. The source must not have changed meanwhile.
+    """
+    res = await asyncio.to_thread(scan_source, ScanJob(src.url, src.options, dim))
+    tree = res.tree
+    same = tree is not None and res.values is None and res.raw is not None
+    if same:
+        assert tree is not None and res.raw is not None
+        metas = {p: a.meta for p, a in tree.arrays.items()}
+        layout = _layout_of(tree.groups, metas, dim, src.url)
+        same = (
+            layout == src.layout
+            and _same_pack(_pack(tree, layout), src.refs)
+            and tuple(sorted(res.digests.items())) == src.digests
+            and decoding_key(tree.arrays[dim].meta) == src.decoding
+            and len(res.raw) == src.extent
+        )
+    elif tree is not None and res.values is not None:
+        same = bool(np.array_equal(res.values, src.values))
+    if not same:
+        raise InvalidInputError(
+            f"{src.url} changed while the catalog was being imported; run the import again"
+        )
+    res.values = src.values
+    res.coord_attrs, res.coord_encoding = src.coord
+    return res
+
+
+def _same_pack(a: _Packed, b: _Packed) -> bool:
+    return (
+        a.urls == b.urls
+        and a.checksums == b.checksums
+        and a.inline == b.inline
+        and all(
+            np.array_equal(getattr(a, k), getattr(b, k))
+            for k in ("starts", "coords", "kind", "loc", "offset", "length")
+        )
     )
 
 
