@@ -367,6 +367,9 @@ class ScanJob:
     concat_dim: str
     known: dict[str, str | None] = field(default_factory=dict)
     hash_limit: int = HASH_LIMIT
+    #: send back only what the catalog keeps of a source (its layout and reference columns,
+    #: not its tree): less to pickle and less work for the importing process
+    compact: bool = False
 
 
 @dataclass(slots=True)
@@ -389,6 +392,12 @@ class ScanResult:
     digests: dict[str, str | None] = field(default_factory=dict)
     #: raw chunks of the dimension coordinates without the concat dimension (lat, lon, ...)
     index_chunks: dict[str, dict[tuple[int, ...], bytes]] = field(default_factory=dict)
+    #: compact results (``ScanJob.compact``) carry these instead of ``tree``: what must agree
+    #: between sources, the reference columns of the arrays along the concat dimension, and
+    #: the concat coordinate's zarr.json
+    layout: _Layout | None = None
+    packed: _Packed | None = None
+    coord_meta: dict[str, Any] | None = None
 
 
 def _dims(meta: Mapping[str, Any]) -> list[str]:
@@ -878,7 +887,29 @@ def _describe(job: ScanJob, fmt: str, tree: ImportedTree) -> ScanResult:
         if _is_index(path, small[path].meta):
             res.index_chunks[path] = chunks[path]
     res.digests = digests
+    if job.compact:
+        metas = {p: a.meta for p, a in tree.arrays.items()}
+        res.layout = _layout_of(tree.groups, metas, dim, job.url)
+        _check_steps(
+            job.url, res.layout, metas, dim, len(res.values if res.raw is None else res.raw)
+        )  # type: ignore[arg-type]
+        res.packed = _pack(tree, res.layout)
+        res.coord_meta = coord.meta
+        res.tree = None
+        res.index_chunks = {}
     return res
+
+
+def _check_steps(
+    url: str, layout: _Layout, metas: Mapping[str, Mapping[str, Any]], dim: str, steps: int
+) -> None:
+    for v in layout.varying:
+        n = metas[v.path]["shape"][v.axis]
+        if n != steps:
+            raise InvalidInputError(
+                f"{url}: variable {v.path!r} has {n} steps along {dim!r}, but the coordinate "
+                f"has {steps}"
+            )
 
 
 def _raw_key(meta: Mapping[str, Any], chunks: Mapping[tuple[int, ...], bytes]) -> str:
@@ -1148,30 +1179,28 @@ class _Collector:
                 res.url.rstrip("/") + "/" if res.format == "zarr_v2" else container_of(res.url)
             )
             return
-        tree = res.tree
-        assert tree is not None
-        metas = {p: a.meta for p, a in tree.arrays.items()}
-        layout = self._intern(_layout_of(tree.groups, metas, self.dim, res.url))
-        steps = len(res.values if res.values is not None else res.raw)  # type: ignore[arg-type]
-        for v in layout.varying:
-            n = tree.arrays[v.path].meta["shape"][v.axis]
-            if n != steps:
-                raise InvalidInputError(
-                    f"{res.url}: variable {v.path!r} has {n} steps along {self.dim!r}, but the "
-                    f"coordinate has {steps}"
-                )
+        if res.tree is not None:
+            metas = {p: a.meta for p, a in res.tree.arrays.items()}
+            layout = _layout_of(res.tree.groups, metas, self.dim, res.url)
+            steps = res.values if res.values is not None else res.raw
+            _check_steps(res.url, layout, metas, self.dim, len(steps))  # type: ignore[arg-type]
+            packed, coord_meta = _pack(res.tree, layout), res.tree.arrays[self.dim].meta
+        else:
+            assert res.layout is not None and res.packed is not None
+            assert res.coord_meta is not None
+            layout, packed, coord_meta = res.layout, res.packed, res.coord_meta
         src = _Source(
             res.url,
             options,
-            layout,
+            self._intern(layout),
             self._intern(tuple(sorted(res.digests.items()))),
-            _pack(tree, layout),
+            packed,
             _NO_VALUES,
         )
         if res.values is None:
             src.raw = res.raw
-            src.decoding = decoding_key(tree.arrays[self.dim].meta)
-            self._decoding_meta.setdefault(src.decoding, tree.arrays[self.dim].meta)
+            src.decoding = decoding_key(coord_meta)
+            self._decoding_meta.setdefault(src.decoding, coord_meta)
         else:
             self._set_values(src, res.values, (res.coord_attrs, res.coord_encoding))
         self.sources.append(src)
@@ -1992,7 +2021,7 @@ async def import_catalog(
         )
     known_sorted = sorted(ex.known)
     jobs = [
-        ScanJob(s.url, s.options, dim, _known_for(s.url, ex.known, known_sorted))
+        ScanJob(s.url, s.options, dim, _known_for(s.url, ex.known, known_sorted), compact=True)
         for s in cat.sources
     ]
     options_of = {s.url: s.options for s in cat.sources}
@@ -2007,7 +2036,13 @@ async def import_catalog(
             collector.add(res, options_of.get(res.url))
             advance(1)
 
-        await _scan_all(jobs, workers, client, on_result)
+        # xarray's CF coding imports a second's worth of modules on first use (dask among
+        # them, when installed): let that happen while the sources are being scanned
+        warm = asyncio.ensure_future(asyncio.to_thread(_warm_up_cf, dim))
+        try:
+            await _scan_all(jobs, workers, client, on_result)
+        finally:
+            await warm
         await asyncio.to_thread(collector.decode)
         new = collector.sources
         base_sorted = sorted(ex.base_known)
@@ -2048,6 +2083,13 @@ async def import_catalog(
     return CatalogReport(
         target, added, len(in_base), refs, nbytes, time.monotonic() - t0, commit_id
     )
+
+
+def _warm_up_cf(dim: str) -> None:
+    """Encode and decode a time coordinate once, so that xarray's lazy imports are done."""
+    with contextlib.suppress(Exception):
+        values = np.array(["2000-01-01", "2000-01-02"], dtype="datetime64[ns]")
+        encode_coordinate(dim, values, {"units": "days since 2000-01-01"})
 
 
 async def _rescan(src: _Source, dim: str) -> ScanResult:
