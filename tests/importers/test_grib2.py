@@ -495,32 +495,98 @@ def test_large_grib1_message(tmp_path: Path) -> None:
     assert_like_cfgrib(ours(repo, "g/2t_surface"), path)
 
 
-def _multi_field(path: Path) -> bytes:
-    raw = path.read_bytes()
-    ms = messages(path)
-    a = raw[ms[0]["offset"] : ms[0]["offset"] + ms[0]["length"]]
-    b = raw[ms[1]["offset"] : ms[1]["offset"] + ms[1]["length"]]
-    extra = [s for s in grib2_sections(b) if s[4] in (4, 5, 6, 7)]
-    return with_length(a[:16] + b"".join(grib2_sections(a)) + b"".join(extra) + b"7777")
+def _bitmapped(values: np.ndarray, **keys: Any) -> bytes:
+    """A tiny message whose NaN values are left out through a bitmap."""
+    h = eccodes.codes_new_from_message(tiny_message(**keys))
+    try:
+        eccodes.codes_set(h, "bitmapPresent", 1)
+        eccodes.codes_set(h, "missingValue", 9999.0)
+        eccodes.codes_set_values(h, np.where(np.isnan(values), 9999.0, values))
+        return bytes(eccodes.codes_get_message(h))
+    finally:
+        eccodes.codes_release(h)
+
+
+def _as_one_message(first: bytes, *others: bytes, share_bitmap: bool = False) -> bytes:
+    """``first`` with the fields of ``others`` appended (their sections 4 to 7), as NCEP
+    writes u/v pairs; ``share_bitmap``: their bitmaps become 'the one defined before'."""
+    parts = grib2_sections(first)
+    for other in others:
+        for sec in grib2_sections(other):
+            if sec[4] == 6 and share_bitmap:
+                sec = struct.pack(">IBB", 6, 6, 254)
+            if sec[4] in (4, 5, 6, 7):
+                parts.append(sec)
+    return with_length(first[:16] + b"".join(parts) + b"7777")
+
+
+def test_multi_field_messages(tmp_path: Path) -> None:
+    """Multi-field GRIB2 messages (as in NCEP's GFS and NAM files): each field is a chunk
+    of its own array, decoding the whole message's bytes; values equal ecCodes' reading of
+    each field on its own, and cfgrib's reading of the file."""
+    u1 = tiny_message(shortName="u", level=500)
+    v1 = tiny_message(shortName="v", level=500)
+    vals = np.arange(12.0) * 2
+    vals[[1, 5]] = np.nan
+    u2 = _bitmapped(vals, shortName="u", level=850)
+    v2 = _bitmapped(vals + 100, shortName="v", level=850)
+    t = tiny_message(shortName="t", level=850)
+    path = tmp_path / "uv.grib2"
+    path.write_bytes(_as_one_message(u1, v1) + _as_one_message(u2, v2, share_bitmap=True) + t)
+    assert len(messages(path)) == 3  # ecCodes without multi-field support sees 3 messages
+
+    repo = new_repo()
+    repo.add_virtual_grib(path, "g")
+    repo.commit("multi-field")
+    assert sorted(repo.root_group["g"].group_keys()) == [
+        "t_isobaricInhPa",
+        "u_isobaricInhPa",
+        "v_isobaricInhPa",
+    ]
+    u = repo.root_group["g/u_isobaricInhPa/u"]
+    v = repo.root_group["g/v_isobaricInhPa/v"]
+    assert u.shape == v.shape == (2, 3, 4)
+    assert list(u.metadata.to_dict()["codecs"]) == [{"name": CODEC_NAME}]
+    assert list(v.metadata.to_dict()["codecs"]) == [
+        {"name": CODEC_NAME, "configuration": {"field": 1}}
+    ]
+    levels = list(ours(repo, "g/u_isobaricInhPa")["isobaricInhPa"].values)
+    for arr, singles in ((u, (u1, u2)), (v, (v1, v2))):
+        for level, single in zip((500, 850), singles, strict=True):
+            want = decode_message(single, (3, 4))
+            np.testing.assert_array_equal(arr[levels.index(level)], want)
+    v850 = v[levels.index(850)]
+    assert np.isnan(v850).sum() == 2 and v850.ravel()[0] == 100
+    for group in ("u_isobaricInhPa", "v_isobaricInhPa", "t_isobaricInhPa"):
+        assert_like_cfgrib(ours(repo, f"g/{group}"), path)
+
+    whole = _as_one_message(u2, v2, share_bitmap=True)
+    np.testing.assert_array_equal(
+        decode_message(whole, (3, 4), field=1), decode_message(v2, (3, 4))
+    )
+    with pytest.raises(FormatError, match="no field 2"):
+        decode_message(whole, (3, 4), field=2)
+    orphan = _as_one_message(u1, v2, share_bitmap=True)  # 254, but nothing defined before
+    with pytest.raises(FormatError, match="no earlier field defined"):
+        decode_message(orphan, (3, 4), field=1)
+
+
+def test_unknown_parameter_named_like_cfgrib(tmp_path: Path) -> None:
+    """A parameter ecCodes cannot name: cfgrib calls the variable by its shortName,
+    'unknown' (the group, ours, is named after the paramId)."""
+    path = tmp_path / "unknown.grib2"
+    path.write_bytes(tiny_message(discipline=0, parameterCategory=191, parameterNumber=77))
+    repo = new_repo()
+    repo.add_virtual_grib(path, "g")
+    assert list(repo.root_group["g"].group_keys()) == ["paramId_0_isobaricInhPa"]
+    got = ours(repo, "g/paramId_0_isobaricInhPa")
+    assert list(got.data_vars) == ["unknown"]
+    assert_like_cfgrib(got, path)
 
 
 def test_unsupported_and_invalid_inputs(tmp_path: Path) -> None:
     hyper = SAMPLES / "grib2_hypercube.grib2"
     repo = new_repo()
-    repo.add_virtual_grib(SAMPLES / "grib2_edition1.grib1", "kept")
-    before = (repo.status(), repo.branches)
-
-    multi = tmp_path / "multi.grib2"
-    multi.write_bytes(hyper.read_bytes() + _multi_field(hyper))
-    with pytest.raises(UnsupportedFeatureError, match=r"t on isobaricInhPa\) holds several fields"):
-        repo.add_virtual_grib(multi, "m")
-    unchanged(repo, before)
-    with pytest.warns(
-        UserWarning, match=r"(?s)skipped 1 GRIB messages.*byte 42835 \(t on isobaric"
-    ):
-        repo.add_virtual_grib(multi, "m", on_unsupported="skip")
-    assert sorted(repo.root_group["m"].group_keys()) == GROUPS[hyper.name]
-    repo.discard_changes()
     repo.add_virtual_grib(SAMPLES / "grib2_edition1.grib1", "kept")
     before = (repo.status(), repo.branches)
 
@@ -557,8 +623,12 @@ def test_unsupported_and_invalid_inputs(tmp_path: Path) -> None:
 def test_codec_is_read_only_and_strict() -> None:
     assert GribCodec.from_dict({"name": CODEC_NAME}) == GribCodec()
     assert GribCodec().to_dict() == {"name": CODEC_NAME}
-    with pytest.raises(ValueError, match="no configuration"):
+    with pytest.raises(ValueError, match="only a 'field' setting"):
         GribCodec.from_dict({"name": CODEC_NAME, "configuration": {"x": 1}})
+    with pytest.raises(ValueError, match="field must be an integer"):
+        GribCodec.from_dict({"name": CODEC_NAME, "configuration": {"field": -1}})
+    assert GribCodec.from_dict({"name": CODEC_NAME, "configuration": {"field": 2}}).field == 2
+    assert GribCodec(field=1).to_dict() == {"name": CODEC_NAME, "configuration": {"field": 1}}
     with pytest.raises(FormatError):
         decode_message(b"GRIB not really", (2, 2))
     msg = tiny_message()

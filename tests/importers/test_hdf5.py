@@ -627,6 +627,32 @@ def test_types_whose_bytes_h5py_converts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(repo.root_group["c/padded"][...], [1 + 2j, 3 - 4j])
 
 
+def test_float_types_zarr_cannot_hold_are_unsupported_not_invalid(tmp_path: Path) -> None:
+    """Long double and a float format h5py has no numpy type for (both in PyTables' test
+    files) are unsupported features of those datasets, not a corrupt file: the rest of the
+    file imports with on_unsupported='skip'."""
+    path = tmp_path / "floats.h5"
+    with h5py.File(path, "w") as f:
+        f["ok"] = np.arange(4, dtype="f8")
+        f["longdouble"] = np.arange(3, dtype=np.longdouble)
+        quad = h5py.h5t.IEEE_F64LE.copy()  # IEEE binary128: 15-bit exponent, 112-bit mantissa
+        quad.set_size(16)
+        quad.set_precision(128)
+        quad.set_fields(127, 112, 15, 0, 112)
+        quad.set_ebias(16383)
+        h5py.h5d.create(f.id, b"quad", quad, h5py.h5s.create_simple((2,)))
+    with pytest.raises(UnsupportedFeatureError) as info:
+        scan_tree(path)
+    message = str(info.value)
+    assert "/longdouble: 128-bit float" in message and "Zarr v3 has no such data type" in message
+    assert "/quad: float type that h5py cannot map to a NumPy type" in message
+    repo = memory_repo()
+    with pytest.warns(UserWarning, match="(?s)left out 2 object.*/longdouble.*/quad"):
+        repo.add_virtual_hdf(path, "f", on_unsupported="skip")
+    assert list(repo.root_group["f"].array_keys()) == ["ok"]
+    np.testing.assert_array_equal(repo.root_group["f/ok"][...], np.arange(4, dtype="f8"))
+
+
 def test_deep_hierarchy_scans_quickly(tmp_path: Path) -> None:
     path = tmp_path / "deep.h5"
     with h5py.File(path, "w") as f:

@@ -263,6 +263,12 @@ LAYOUTS: dict[str, tuple[Any, dict[str, Any]]] = {
         {"compression": "zlib", "tile": (32, 16), "planarconfig": "separate", "photometric": "rgb"},
     ),
     "complex64": (_grid(16, 12, "f4") + 1j, {"compression": "zlib"}),
+    # tifffile gives 64-bit integer pages numpy's "q"/"Q" types, which zarr did not accept
+    "int64-strips": (_grid(30, 20, "i8") * -(2**40), {"rowsperstrip": 8}),
+    "uint64-bigendian-deflate-tiles": (
+        _grid(32, 32, "u8") << 50,
+        {"compression": "zlib", "tile": (16, 16), "byteorder": ">"},
+    ),
     "stack-of-pages": (
         np.stack([_grid(24, 20, "u2") + i for i in range(3)]),
         {"compression": "zlib", "tile": (16, 16), "photometric": "minisblack"},

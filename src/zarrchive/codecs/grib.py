@@ -8,6 +8,12 @@ cfgrib: missing points (bitmap or missing-value management) become NaN, alternat
 scanning is undone; ours in addition, points stored column by column
 (``jPointsAreConsecutive=1``) are transposed into (y, x) rows, which cfgrib leaves as is.
 
+A chunk may also be a multi-field GRIB2 message (sections 2, 3 or 4 onwards repeated after
+section 7, as NCEP packs u/v wind pairs); the codec's ``field`` setting (default 0, the
+first) says which field the array decodes: the codec rebuilds that field as a message of
+its own (section 0, section 1 and the sections in force for the field; a bitmap section
+that refers to the previously defined bitmap gets that bitmap) and hands it to ecCodes.
+
 The chunk shape is ``(1, ..., 1, *grid)``: any number of leading length-1 dimensions (time,
 step, level, member) and the message's grid, either (Ny, Nx) or the number of points. The
 output dtype is the array's (float32 or float64). Encoding is not supported: these arrays
@@ -38,7 +44,14 @@ if TYPE_CHECKING:
     from zarr.core.chunk_grids import ChunkGrid
     from zarr.core.dtype.wrapper import TBaseDType, TBaseScalar, ZDType
 
-__all__ = ["CODEC_NAME", "MISSING_VALUE", "GribCodec", "check_structure", "decode_message"]
+__all__ = [
+    "CODEC_NAME",
+    "MISSING_VALUE",
+    "GribCodec",
+    "check_structure",
+    "decode_message",
+    "extract_field",
+]
 
 CODEC_NAME = "zarrchive.grib"
 #: what ecCodes is told to put at missing points before they become NaN (cfgrib's choice)
@@ -115,10 +128,54 @@ def check_structure(message: bytes, where: str = "GRIB message") -> int:
     raise FormatError(f"{where}: GRIB edition {edition} is not supported")
 
 
+def extract_field(message: bytes, field: int) -> bytes:
+    """Field ``field`` (0-based) of a GRIB2 message as a single-field message.
+
+    A field is ended by section 7; the next one repeats sections from 2, 3 or 4 onwards and
+    inherits the others. A bitmap section with indicator 254 ("the bitmap defined before")
+    is replaced by the last section 6 that defined one. The message must have passed
+    :func:`check_structure`.
+    """
+    if message[7] != 2:
+        raise FormatError(f"GRIB edition {message[7]} messages have one field, not {field + 1}")
+    end = len(message) - 4
+    current: dict[int, bytes] = {}
+    bitmap: bytes | None = None
+    p, k = 16, 0
+    while p < end:
+        n, num = int.from_bytes(message[p : p + 4], "big"), message[p + 4]
+        sec = message[p : p + n]
+        p += n
+        if num == 6 and n >= 6:
+            if sec[5] == 0:
+                bitmap = sec
+            elif sec[5] == 254:
+                if bitmap is None:
+                    raise FormatError("a GRIB2 field refers to a bitmap no earlier field defined")
+                sec = bitmap
+        current[num] = sec
+        if num != 7:
+            continue
+        if k == field:
+            missing = [s for s in (1, 3, 4, 5, 6) if s not in current]
+            if missing:
+                raise FormatError(f"GRIB2 field {field} lacks section(s) {missing}")
+            body = b"".join(current[s] for s in (1, 2, 3, 4, 5, 6, 7) if s in current)
+            total = 16 + len(body) + 4
+            return message[:8] + total.to_bytes(8, "big") + body + b"7777"
+        k += 1
+    raise FormatError(f"the GRIB2 message has {k} field(s), no field {field}")
+
+
 def decode_message(
-    message: bytes, shape: tuple[int, ...], dtype: np.dtype[Any] | type = np.float32
+    message: bytes,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any] | type = np.float32,
+    *,
+    field: int = 0,
 ) -> np.ndarray:
-    """The values of one GRIB message as an array of ``shape`` (NaN where missing).
+    """The values of one GRIB message (its field ``field``) as an array of ``shape`` (NaN
+    where missing).
 
     ``shape`` ends with the grid: (Ny, Nx) or (number of points,), and may start with any
     number of length-1 dimensions. Raises :class:`FormatError` when ecCodes cannot decode the
@@ -127,6 +184,8 @@ def decode_message(
     ec = _eccodes()
     size = math.prod(shape)
     check_structure(message, "chunk's GRIB message")
+    if field:
+        message = extract_field(bytes(message), field)
     try:
         h = ec.codes_new_from_message(bytes(message))
     except ec.GribInternalError as exc:
@@ -164,18 +223,33 @@ def decode_message(
 
 @dataclass(frozen=True)
 class GribCodec(ArrayBytesCodec):
-    """Decodes a chunk that is one whole GRIB message (read-only; no configuration)."""
+    """Decodes a chunk that is one whole GRIB message (read-only).
+
+    ``field``: which field of a multi-field GRIB2 message to decode (0, the default, is
+    written as no configuration at all).
+    """
 
     is_fixed_size = False
+    field: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.field, bool) or not isinstance(self.field, int) or self.field < 0:
+            raise ValueError(f"codec {CODEC_NAME!r}: field must be an integer >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
         _, config = parse_named_configuration(data, CODEC_NAME, require_configuration=False)
+        config = dict(config or {})
+        field = config.pop("field", 0)
         if config:
-            raise ValueError(f"codec {CODEC_NAME!r} takes no configuration, got {config!r}")
-        return cls()
+            raise ValueError(
+                f"codec {CODEC_NAME!r} takes only a 'field' setting, got {sorted(config)}"
+            )
+        return cls(field=field)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, JSON]:
+        if self.field:
+            return {"name": CODEC_NAME, "configuration": {"field": self.field}}
         return {"name": CODEC_NAME}
 
     def validate(
@@ -197,9 +271,9 @@ class GribCodec(ArrayBytesCodec):
         dtype = np.dtype(chunk_spec.dtype.to_native_dtype())
         shape = tuple(chunk_spec.shape)
         if len(raw) > _THREAD_THRESHOLD:
-            out = await asyncio.to_thread(decode_message, raw, shape, dtype)
+            out = await asyncio.to_thread(decode_message, raw, shape, dtype, field=self.field)
         else:
-            out = decode_message(raw, shape, dtype)
+            out = decode_message(raw, shape, dtype, field=self.field)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(out)
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:

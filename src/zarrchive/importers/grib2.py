@@ -24,7 +24,11 @@ backend_kwargs={"filter_by_keys": {"shortName": ..., "typeOfLevel": ...}})`` is 
   ``values`` otherwise (reduced, spectral and unstructured grids);
 - each message's byte range is one chunk (chunk shape 1 along the non-grid dimensions, the
   whole grid otherwise), decoded by the ``zarrchive.grib`` codec
-  (:mod:`zarrchive.codecs.grib`); cells of the hypercube without a message read as NaN;
+  (:mod:`zarrchive.codecs.grib`); cells of the hypercube without a message read as NaN.
+  A multi-field GRIB2 message (NCEP's u/v pairs: sections 2, 3 or 4 onwards repeated after
+  section 7) is one chunk of each of its fields' arrays, the whole message each time; the
+  codec's ``field`` setting says which field an array decodes, so the fields of one array
+  all sit at the same place in their messages (others go to a ``_<n>`` group);
 - coordinates (``time`` and ``valid_time`` as seconds since 1970, ``step`` in hours decoded
   to timedeltas, the level coordinate named by its typeOfLevel, ``number``, ``latitude``,
   ``longitude``) and cfgrib's attributes (``GRIB_paramId``, ``GRIB_shortName``, ``units``,
@@ -45,10 +49,10 @@ transposed by the codec.
 
 Options: ``dtype`` ("float32", cfgrib's default, or "float64", ecCodes' own precision);
 ``on_unsupported`` ("raise" or "skip": skip, with one warning naming each of them, the
-messages that cannot be virtual: multi-field GRIB2 messages and steps in units without a
-fixed length). Messages of GRIB editions other than 1 and 2 always raise
-:class:`UnsupportedFeatureError` (their length cannot be trusted to skip them); bytes
-between messages that are not GRIB are skipped with a warning giving their offsets.
+messages that cannot be virtual: steps in units without a fixed length). Messages of GRIB
+editions other than 1 and 2 always raise :class:`UnsupportedFeatureError` (their length
+cannot be trusted to skip them); bytes between messages that are not GRIB are skipped with
+a warning giving their offsets.
 """
 
 from __future__ import annotations
@@ -290,6 +294,7 @@ HEADER_DIMS: tuple[tuple[str, str | None], ...] = (
 )
 _SIGNATURE_KEYS = (*GLOBAL_KEYS, *DATA_KEYS, "md5GridSection", "Nx", "Ny")
 _MD5 = _SIGNATURE_KEYS.index("md5GridSection")
+_SIG_NAMES = (*_SIGNATURE_KEYS, "defined keys", "field of a multi-field message")
 #: compute variable-naming keys once per distinct header (see ``_identity``)
 _CACHE_IDENTITY = True
 _READ_BLOCK = 64 * 1024
@@ -314,6 +319,7 @@ class _Frame:
     length: int
     edition: int
     header: bytes  # a message ecCodes can read every key (but the values) from
+    field: int = 0  # which field of a multi-field GRIB2 message (0: the first or only one)
 
 
 class _Source:
@@ -354,17 +360,10 @@ class _Source:
         return None
 
 
-class _MultiField(UnsupportedFeatureError):
-    pass
-
-
-def _frames(
-    src: _Source, junk: list[tuple[int, int]], skipped: list[str] | None = None
-) -> Iterator[_Frame]:
-    """Every GRIB message of the source; byte ranges between messages go to ``junk``.
-
-    Multi-field messages raise, or are listed in ``skipped`` when that is a list.
-    """
+def _frames(src: _Source, junk: list[tuple[int, int]]) -> Iterator[_Frame]:
+    """Every field of every GRIB message of the source (one frame per field of a multi-field
+    GRIB2 message, all with the message's byte range); byte ranges between messages go to
+    ``junk``."""
     pos = 0
     while pos < src.size:
         head = src.read(pos, 16)
@@ -382,14 +381,8 @@ def _frames(
                 raise FormatError(f"{src.url}: truncated GRIB2 message at byte {pos}")
             length = int.from_bytes(head[8:16], "big")
             _check_span(src, pos, length, 16 + 21 + 4)
-            try:
-                header = _grib2_header(src, pos, length)
-            except _MultiField as exc:
-                if skipped is None:
-                    raise
-                skipped.append(str(exc))
-            else:
-                yield _Frame(pos, length, 2, header)
+            for k, header in enumerate(_grib2_fields(src, pos, length)):
+                yield _Frame(pos, length, 2, header, k)
         elif edition == 1:
             length = _grib1_length(src, pos, head)
             data = src.read(pos, length)
@@ -441,12 +434,15 @@ def _grib1_length(src: _Source, pos: int, head: bytes) -> int:
     return length
 
 
-def _grib2_header(src: _Source, pos: int, length: int) -> bytes:
-    """Sections 0-5 of a GRIB2 message, closed by empty sections 6 and 7 and ``7777``."""
+def _grib2_fields(src: _Source, pos: int, length: int) -> list[bytes]:
+    """One header per field of a GRIB2 message: sections 0-5 of the field (a field repeats
+    sections 2, 3 or 4 onwards after the previous field's section 7 and inherits the
+    sections it does not repeat), closed by empty sections 6 and 7 and ``7777``."""
     where = f"{src.url}: the GRIB2 message at byte {pos}"
     p = 16
     expected = 1
-    sec6 = -1
+    latest: dict[int, tuple[int, int]] = {}  # section number -> (start, length)
+    stubs: list[bytes] = []
     while True:
         if p + 5 > length - 4:
             raise FormatError(f"{where} has sections running past its end (corrupt)")
@@ -457,49 +453,31 @@ def _grib2_header(src: _Source, pos: int, length: int) -> bytes:
             raise FormatError(f"{where} has no section 1")
         if num < expected or num > 7 or (num > expected and not (expected == 2 and num == 3)):
             raise FormatError(f"{where}: section {num} where section {expected} was expected")
-        if num == 6:
-            sec6 = p
-        if num == 7:
-            p += sec_len
-            break
-        expected = num + 1
+        latest[num] = (p, sec_len)
         p += sec_len
-    if sec6 < 0:
-        raise FormatError(f"{where} has no bitmap section (6)")
-    if p != length - 4:
+        if num == 6:
+            sections = [latest[n] for n in (1, 2, 3, 4, 5) if n in latest]
+            stubs.append(_stub(src, pos, sections))
+        if num != 7:
+            expected = num + 1
+            continue
+        if p == length - 4:
+            break
         nxt = src.read(pos + p, 5)
-        if len(nxt) == 5 and nxt[4] in (2, 3, 4) and int.from_bytes(nxt[:4], "big") >= 5:
-            raise _MultiField(
-                f"{where} ({_describe(_stub(src, pos, sec6))}) holds several fields "
-                "(sections repeated after section 7); a chunk must be a whole message, so "
-                "multi-field GRIB2 messages cannot be virtual"
-            )
-        raise FormatError(f"{where}: its data section does not end where '7777' should start")
+        if not (len(nxt) == 5 and nxt[4] in (2, 3, 4) and int.from_bytes(nxt[:4], "big") >= 5):
+            raise FormatError(f"{where}: its data section does not end where '7777' should start")
+        expected = nxt[4]  # another field: its sections repeat from 2, 3 or 4
     if src.read(pos + length - 4, 4) != b"7777":
         raise FormatError(f"{where} does not end with '7777' (corrupt or truncated)")
-    return _stub(src, pos, sec6)
+    return stubs
 
 
-def _stub(src: _Source, pos: int, sec6: int) -> bytes:
-    """Sections 0-5 closed by an empty bitmap section, an empty data section and 7777."""
-    body = src.read(pos, sec6)
+def _stub(src: _Source, pos: int, sections: list[tuple[int, int]]) -> bytes:
+    """Section 0 and the given sections (1 to 5) of the message at ``pos``, closed by an
+    empty bitmap section, an empty data section and 7777."""
+    body = src.read(pos, 16) + b"".join(src.read(pos + start, n) for start, n in sections)
     stub = body + struct.pack(">IBB", 6, 6, 255) + struct.pack(">IB", 5, 7) + b"7777"
     return stub[:8] + struct.pack(">Q", len(stub)) + stub[16:]
-
-
-def _describe(header: bytes) -> str:
-    """'shortName on typeOfLevel' of a message, for error messages (best effort)."""
-    ec = _ec()
-    try:
-        h = ec.codes_new_from_message(header)
-    except ec.GribInternalError:
-        return "unreadable keys"
-    try:
-        return f"{_get(ec, h, 'shortName')} on {_get(ec, h, 'typeOfLevel')}"
-    except ec.GribInternalError:
-        return "unreadable keys"
-    finally:
-        ec.codes_release(h)
 
 
 # ---------------------------------------------------------------------- keys
@@ -513,6 +491,7 @@ class _Msg:
     name: str  # group name stem: <shortName>_<typeOfLevel>
     var: str  # data variable name (cfgrib's)
     type_of_level: str
+    field: int = 0  # which field of its (multi-field) message
 
 
 def _get(ec: Any, h: Any, key: str, ktype: type | None = None) -> Any:
@@ -617,6 +596,8 @@ def _long(ec: Any, h: Any, key: str) -> int | None:
 
 def _read_message(ec: Any, frame: _Frame, url: str, cache: dict[bytes, dict[str, Any]]) -> _Msg:
     where = f"{url}: message at byte {frame.offset}"
+    if frame.field:
+        where += f" (field {frame.field})"
     h = _new_handle(ec, frame.header, where)
     try:
         ident = _identity(frame) if _CACHE_IDENTITY else None
@@ -655,10 +636,13 @@ def _read_message(ec: Any, frame: _Frame, url: str, cache: dict[bytes, dict[str,
             )
         coords["step"] = int(end_step) * unit / 3600.0
     param = values.get("paramId")
+    if not isinstance(var_name, str) or var_name in ("", "undef", "unknown", "~"):
+        # cfgrib's rule: the shortName as ecCodes gives it, "unknown" included (only the
+        # group name, ours, avoids it)
+        var_name = short_name if isinstance(short_name, str) and short_name else None
     if not isinstance(short_name, str) or short_name in ("", "undef", "unknown", "~"):
         short_name = f"paramId_{param}"
-    if not isinstance(var_name, str) or var_name in ("", "undef", "unknown", "~"):
-        var_name = short_name
+    var_name = var_name or short_name
     level_type = values.get("typeOfLevel")
     level_type = level_type if isinstance(level_type, str) and level_type else "level"
     if frame.edition != values.get("edition"):
@@ -669,7 +653,8 @@ def _read_message(ec: Any, frame: _Frame, url: str, cache: dict[bytes, dict[str,
         ):
             raise FormatError(f"{where}: invalid {key} {value!r}")
     defined = tuple(sorted(k for k, v in coords.items() if v is not None))
-    sig = (*(values.get(k) for k in _SIGNATURE_KEYS), defined)
+    # one array's chunks all decode the same field of their messages (the codec's setting)
+    sig = (*(values.get(k) for k in _SIGNATURE_KEYS), defined, frame.field)
     return _Msg(
         frame.offset,
         frame.length,
@@ -679,6 +664,7 @@ def _read_message(ec: Any, frame: _Frame, url: str, cache: dict[bytes, dict[str,
         f"{_safe(short_name)}_{_safe(level_type)}",
         var_name,
         level_type,
+        frame.field,
     )
 
 
@@ -730,7 +716,7 @@ def _why(name: str, main: _Msg, other: _Msg, *, duplicate: bool) -> str:
         )
     diffs = [
         f"{k}={b!r} (not {a!r})"
-        for k, a, b in zip((*_SIGNATURE_KEYS, "defined keys"), main.sig, other.sig, strict=True)
+        for k, a, b in zip(_SIG_NAMES, main.sig, other.sig, strict=True)
         if a != b
     ]
     return (
@@ -984,7 +970,7 @@ def _build_cube(
     meta = convert_array(zarray, {**var_attrs, "_ARRAY_DIMENSIONS": list(dims)}, where)
     from ..codecs.grib import GribCodec
 
-    meta["codecs"] = [GribCodec().to_dict()]
+    meta["codecs"] = [GribCodec(field=first.field).to_dict()]
     refs = Manifest.virtual(
         coords,
         np.zeros(len(cube.msgs), dtype=np.int64),
@@ -1015,7 +1001,7 @@ def _scan_sync(
     skipped: list[str] = []
     cache: dict[bytes, dict[str, Any]] = {}
     # frame every message first: a truncated or corrupt file fails before any key is read
-    frames = list(_frames(src, junk, skipped if on_unsupported == "skip" else None))
+    frames = list(_frames(src, junk))
     for frame in frames:
         try:
             msgs.append(_read_message(ec, frame, url, cache))

@@ -970,10 +970,33 @@ def _dtype_of(ds: Any) -> np.dtype[Any]:
 
     tid = ds.id.get_type()
     cls = tid.get_class()
-    dt = ds.dtype
+    kinds = {
+        h5t.INTEGER: "integer type",
+        h5t.FLOAT: "float type",
+        h5t.ARRAY: "array type",
+        h5t.VLEN: "variable-length sequence type",
+        h5t.REFERENCE: "reference type",
+        h5t.OPAQUE: "opaque type",
+        h5t.BITFIELD: "bitfield type",
+        h5t.TIME: "time type",
+        h5t.COMPOUND: "compound type",
+    }
+    try:
+        dt = ds.dtype
+    except (TypeError, ValueError) as exc:  # e.g. a compound holding HDF5 time members
+        what = kinds.get(cls, f"HDF5 type class {cls}")
+        raise _Unsupported(f"{what} that h5py cannot map to a NumPy type ({exc})", "") from exc
     if cls in (h5t.INTEGER, h5t.FLOAT):
         if dt.kind not in "iuf" or dt.shape:
             raise _Unsupported(f"{'integer' if cls == h5t.INTEGER else 'float'} type {dt}")
+        if dt.itemsize > 8:
+            # numpy's longdouble (x87 80-bit extended precision in 16 bytes): no Zarr v3
+            # data type holds it, and converting would lose precision
+            raise _Unsupported(
+                f"{8 * dt.itemsize}-bit float ({tid.get_precision()}-bit precision, "
+                "long double): Zarr v3 has no such data type",
+                "",
+            )
         if not tid.equal(h5t.py_create(dt)):
             raise _Unsupported(
                 f"non-standard {'integer' if cls == h5t.INTEGER else 'float'} type "
@@ -998,14 +1021,6 @@ def _dtype_of(ds: Any) -> np.dtype[Any]:
             # h5py reads it as complex, converting: its bytes are not numpy's complex
             raise _Unsupported("compound type not laid out as a complex number")
         raise _Unsupported("compound type", "")
-    kinds = {
-        h5t.ARRAY: "array type",
-        h5t.VLEN: "variable-length sequence type",
-        h5t.REFERENCE: "reference type",
-        h5t.OPAQUE: "opaque type",
-        h5t.BITFIELD: "bitfield type",
-        h5t.TIME: "time type",
-    }
     raise _Unsupported(kinds.get(cls, f"HDF5 type class {cls}"), "")
 
 

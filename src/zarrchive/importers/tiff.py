@@ -454,7 +454,9 @@ class _Scanner:
             shape, chunks, dims = [len(pages), *shape], [1, *chunks], ["page", *dims]
 
         codec = self._codec(page, rows, cols, seg_samples)
-        dtype = np.dtype(page.dtype).newbyteorder("=")
+        # through its type string: tifffile gives 64-bit integers as numpy's ``longlong``
+        # type ("q"), which zarr's data type registry does not recognise (only "l")
+        dtype = np.dtype(np.dtype(page.dtype).newbyteorder("=").str)
         # GDAL writes GDAL_NODATA on every IFD; an overview without it has the image's
         nodata = self._nodata(page if 42113 in page.tags else main, dtype)
         attrs: dict[str, Any] = {}
