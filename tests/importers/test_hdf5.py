@@ -627,6 +627,18 @@ def test_types_whose_bytes_h5py_converts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(repo.root_group["c/padded"][...], [1 + 2j, 3 - 4j])
 
 
+def test_import_while_xarray_holds_the_file_open(tmp_path: Path) -> None:
+    """A file that xarray (h5netcdf, so h5py with HDF5's default file locking) has open in
+    this process imports: HDF5 refused the importer's lock-free second open ("file locking
+    flag values don't match") and the import failed as if the file were not HDF5."""
+    path = tmp_path / "open.nc"
+    xr.Dataset({"v": ("x", np.arange(5.0))}).to_netcdf(path, engine="h5netcdf")
+    with xr.open_dataset(path, engine="h5netcdf") as held:
+        repo = memory_repo()
+        repo.add_virtual_netcdf(path, "nc")
+        xr.testing.assert_identical(ours(repo, "nc"), held.load())
+
+
 def test_float_types_zarr_cannot_hold_are_unsupported_not_invalid(tmp_path: Path) -> None:
     """Long double and a float format h5py has no numpy type for (both in PyTables' test
     files) are unsupported features of those datasets, not a corrupt file: the rest of the

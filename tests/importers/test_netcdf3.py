@@ -455,6 +455,28 @@ def test_edge_layouts(tmp_path: Path, version: int) -> None:
     assert np.isnan(got["r"].values[1, 1]) and got["r"].attrs == {"units": "m"}
 
 
+def test_nan_and_infinite_attributes_stay_floats(tmp_path: Path) -> None:
+    """NaN / inf attribute values read back as floats, as xarray's NetCDF engines show them
+    (they used to become the strings "NaN" / "Infinity")."""
+    import netCDF4
+
+    path = tmp_path / "nan_attrs.nc"
+    with netCDF4.Dataset(path, "w", format="NETCDF3_CLASSIC") as nc:
+        nc.createDimension("x", 3)
+        nc.setncattr("missing", np.nan)
+        var = nc.createVariable("v", "f4", ("x",))
+        var[:] = [1.0, 2.0, 3.0]
+        var.setncattr("valid_range", np.array([-np.inf, np.inf], "f4"))
+        var.setncattr("nan_double", np.float64(np.nan))
+    got = ours(imported(path))
+    for engine in ("scipy", "netcdf4"):
+        ref = native(path, engine)
+        assert_same_attrs(dict(got.attrs), dict(ref.attrs), engine)
+        assert_same_attrs(dict(got["v"].attrs), dict(ref["v"].attrs), engine)
+    assert isinstance(got.attrs["missing"], float) and np.isnan(got.attrs["missing"])
+    assert got["v"].attrs["valid_range"] == [-np.inf, np.inf]
+
+
 # ---------------------------------------------------------------------- 64-bit offsets
 def test_cdf2_offsets_past_4gib_in_a_sparse_file(tmp_path: Path) -> None:
     """Variables beyond 4 GiB, and one whose vsize overflows (2^32 - 1 in the header)."""

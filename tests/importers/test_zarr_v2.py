@@ -136,3 +136,19 @@ def test_store_on_s3(s3_server, tmp_path) -> None:
     xr.testing.assert_identical(repo.to_xarray("z").load(), xr.open_zarr(local).load())
     np.testing.assert_array_equal(repo.root_group["z/t"][...], ds["t"].values)
     assert repo.verify().ok
+
+
+def test_nan_attributes_stay_floats(tmp_path) -> None:
+    """A NaN attribute of a Zarr v2 array (the JSON token NaN in .zattrs) reads back as a
+    float, as xarray reads it from the v2 store (it used to become the string "NaN")."""
+    path = tmp_path / "nan.zarr"
+    ds = xr.Dataset({"v": ("x", np.arange(3.0), {"missing": np.nan, "top": np.inf})})
+    ds.to_zarr(path, zarr_format=2, consolidated=False)
+    repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
+    repo.add_virtual_zarr(path, "z")
+    got = repo.to_xarray("z").load()
+    ref = xr.open_zarr(path, zarr_format=2, consolidated=False).load()
+    assert np.isnan(ref["v"].attrs["missing"]) and ref["v"].attrs["top"] == np.inf
+    assert isinstance(got["v"].attrs["missing"], float) and np.isnan(got["v"].attrs["missing"])
+    assert got["v"].attrs["top"] == np.inf
+    assert repo.root_group["z/v"].attrs["top"] == np.inf

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -213,20 +212,10 @@ def convert_array(
 
 
 def _check_json_attrs(attrs: Mapping[str, Any], where: str) -> None:
-    """Attributes must survive JSON: NaN/inf become the strings Zarr v3 uses for them."""
-
-    def fix(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        return v
-
-    for key in list(attrs):
-        attrs[key] = fix(attrs[key])  # type: ignore[index]
+    """Attributes must survive JSON. NaN and infinities stay floats, as xarray shows them
+    reading the source (zarr-python writes them as the JSON tokens ``NaN`` / ``Infinity``
+    and reads them back as floats, as the HDF5 importer relies on too)."""
     try:
-        json.dumps(attrs, allow_nan=False)
+        json.dumps(attrs)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{where}: attributes are not JSON-serialisable: {exc}") from exc

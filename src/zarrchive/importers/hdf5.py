@@ -311,7 +311,7 @@ def _parse_file(
             if path is not None:
                 raw = open(path, "rb")  # noqa: SIM115 - closed below
                 handles.append(raw)
-                f = h5py.File(path, "r", locking=False)
+                f = _open_local(h5py, path)
             else:
                 import fsspec
 
@@ -357,6 +357,19 @@ def _parse_file(
                 h.close()
             except Exception:  # noqa: BLE001, S110 - closing a broken file must not mask
                 pass
+
+
+def _open_local(h5py: Any, path: str) -> Any:
+    """``h5py.File(path, "r")`` without file locking (a read needs none, and locks fail on
+    some network filesystems). HDF5 refuses to open a file a second time in one process
+    with other locking flags than the first time (xarray's h5netcdf or netCDF4 engine may
+    hold it open with the defaults): then it is opened with the defaults too."""
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        if "locking flag" not in str(exc):
+            raise
+        return h5py.File(path, "r")
 
 
 @dataclass(slots=True)

@@ -38,9 +38,10 @@ NaN (or non-integral) ``_FillValue`` is dropped, as xarray drops it.
 
 Known differences from xarray's NetCDF engines, all from attributes being JSON in Zarr: float32
 ``scale_factor``/``add_offset`` unpack to float64 (xarray picks the unpacked type from the
-attribute's type); NaN/inf inside attributes become the strings "NaN"/"Infinity"; a char
-variable's ``_FillValue`` is kept only as the Zarr ``fill_value`` (xarray's zarr backend cannot
-decode a bytes ``_FillValue``). The unlimited dimension is not marked as such.
+attribute's Python type, and JSON numbers come back as Python floats); a char variable's
+``_FillValue`` is kept only as the Zarr ``fill_value`` (xarray's zarr backend cannot decode a
+bytes ``_FillValue``). NaN and infinite attribute values stay floats (zarr-python writes the
+JSON tokens ``NaN`` / ``Infinity``). The unlimited dimension is not marked as such.
 
 Options: ``max_chunk_bytes`` (int or None for never splitting). Errors: corrupt or truncated
 files raise :class:`InvalidInputError` (naming every variable that lies past the end of a
@@ -424,9 +425,11 @@ def _json_number(x: Any) -> Any:
 
 
 def _json_attr(att: Attribute) -> Any:
+    """An attribute as JSON: text, a number or a list of numbers (NaN and infinities stay
+    floats, as xarray's NetCDF engines show them)."""
     if att.nc_type == NC_CHAR:
         return att.value.rstrip(b"\x00").decode("utf-8", "replace")
-    values = [_json_number(v) for v in att.value.tolist()]
+    values = att.value.tolist()
     return values[0] if len(values) == 1 else values
 
 
