@@ -590,3 +590,22 @@ def test_dot_segments_do_not_escape_an_authorised_container(
     reader = zarrchive.Repo.open(location, authorize_virtual=[allowed])
     with pytest.raises(UnauthorizedSourceError):
         reader.root_group["x"][:]
+
+
+def test_readers_of_one_process_share_remote_clients(s3_server: dict[str, Any]) -> None:
+    """A new repository does not pay for a new S3 client (about 0.1 s of CPU each)."""
+    import asyncio
+
+    from zarrchive.sources import SourceReader
+
+    async def clients() -> tuple[Any, Any, Any]:
+        a = SourceReader({"s3://b/": s3_server})._fs("s3://b/x", s3_server)
+        b = SourceReader({"s3://b/": s3_server})._fs("s3://b/y", s3_server)
+        other = SourceReader()._fs("s3://b/x", {**s3_server, "anon": True})
+        return a, b, other
+
+    a, b, other = asyncio.run(clients())
+    assert a is b and other is not a
+    assert a.dircache.use_listings_cache is False  # versions come from the object, never a listing
+    a2, _, _ = asyncio.run(clients())  # another event loop: its own client
+    assert a2 is not a

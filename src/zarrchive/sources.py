@@ -33,6 +33,7 @@ import asyncio
 import os
 import posixpath
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -462,12 +463,37 @@ class SourceReader:
         self._verified[(url, checksum)] = time.monotonic()
 
 
+# (protocol, options) -> [(event loop, filesystem)]: async clients are bound to the loop
+# they first ran on, so one client per loop. Shared by every reader of this process: a new
+# s3fs/aiohttp client costs ~0.1 s of CPU, which a script opening many repositories (or the
+# CLI importing one file per call) would otherwise pay every time.
+_SHARED: dict[tuple[str, str], list[tuple[weakref.ref[Any], AsyncFileSystem]]] = {}
+
+
 def filesystem_for(protocol: str, options: Mapping[str, Any]) -> AsyncFileSystem:
-    """An async fsspec filesystem for ``protocol`` (sync ones wrapped)."""
+    """An async fsspec filesystem for ``protocol`` (sync ones wrapped), shared per loop.
+
+    Listing caches are off: an object's size and version must come from the object
+    itself, never from a listing taken earlier, or a changed source could go unnoticed.
+    """
+    try:
+        loop: Any = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    key = (protocol, repr(sorted(options.items())))
+    entries = _SHARED.setdefault(key, [])
+    entries[:] = [(ref, fs) for ref, fs in entries if ref() is not None]
+    for ref, fs in entries:
+        if loop is not None and ref() is loop:
+            return fs
     cls = fsspec.get_filesystem_class(protocol)
     opts = {"skip_instance_cache": True, **options}
     if issubclass(cls, AsyncFileSystem):
-        return cls(asynchronous=True, **opts)
-    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+        fs = cls(asynchronous=True, **{"use_listings_cache": False, **opts})
+    else:
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
-    return AsyncFileSystemWrapper(cls(**opts), asynchronous=True)
+        fs = AsyncFileSystemWrapper(cls(**opts), asynchronous=True)
+    if loop is not None:
+        entries.append((weakref.ref(loop), fs))
+    return fs
