@@ -300,6 +300,77 @@ def test_layouts(layout: str, tmp_path: Path) -> None:
     )
 
 
+PACKED: dict[str, tuple[np.ndarray, dict[str, Any]]] = {
+    "bilevel-deflate-strips": (
+        np.arange(30 * 20).reshape(30, 20) % 3 == 0,
+        {"rowsperstrip": 7, "compression": "zlib"},
+    ),
+    "4bit-strips": (
+        (np.arange(30 * 21).reshape(30, 21) % 16).astype("u1"),
+        {"bitspersample": 4, "rowsperstrip": 8},
+    ),
+    "12bit-tiles": (
+        (np.arange(25 * 13).reshape(25, 13) * 37 % 4096).astype("u2"),
+        {"bitspersample": 12, "tile": (16, 16)},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_packed_samples(name: str, tmp_path: Path) -> None:
+    """Samples that are not whole bytes (fax-style bilevel images, 2-, 4-, 12-bit scans, as
+    in Pillow's and imagecodecs' test files): each row a bit stream, unpacked by the codec
+    exactly as tifffile unpacks it."""
+    data, kw = PACKED[name]
+    path = _write(tmp_path / f"{name}.tif", data, **kw)
+    repo = memory_repo()
+    repo.add_virtual_tiff(path, "t")
+    assert_same_as_tifffile(repo, "t", path)
+    np.testing.assert_array_equal(repo.root_group["t/0"][:], data)
+    assert repo.root_group["t/0"].dtype == data.dtype
+    xr.testing.assert_identical(
+        ours(repo, "t"), expected_dataset(path, None).assign_attrs(Software="tifffile.py")
+    )
+    with pytest.raises(UnsupportedFeatureError, match="read-only"):
+        repo.root_group["t/0"][0, 0] = data[0, 0]
+
+
+def test_fill_order_2(tmp_path: Path) -> None:
+    """FillOrder 2 (bits reversed within each byte, before decompression), as in Pillow's
+    16bit.r.tif: read as tifffile reads it."""
+    import imagecodecs
+
+    data = _grid(20, 16, "u2") * 97
+    # tifffile writes no FillOrder tag: write a placeholder (CellLength, 265, sorts just
+    # before 266), then turn it into FillOrder = 2 and reverse the bits of every strip
+    path = _write(
+        tmp_path / "fillorder2.tif",
+        data,
+        rowsperstrip=6,
+        compression="zlib",
+        extratags=[(265, "H", 1, 2, False)],
+    )
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        segments = list(zip(page.dataoffsets, page.databytecounts, strict=True))
+        entry = page.tags[265].offset
+    assert raw[entry : entry + 2] == (265).to_bytes(2, "little")
+    raw[entry : entry + 2] = (266).to_bytes(2, "little")
+    for offset, count in segments:
+        raw[offset : offset + count] = imagecodecs.bitorder_decode(
+            bytes(raw[offset : offset + count])
+        )
+    path.write_bytes(bytes(raw))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages[0].fillorder == 2
+        np.testing.assert_array_equal(tif.asarray(), data)
+    repo = memory_repo()
+    repo.add_virtual_tiff(path, "t")
+    assert_same_as_tifffile(repo, "t", path)
+    np.testing.assert_array_equal(repo.root_group["t/0"][:], data)
+
+
 def test_sparse_tiles_read_as_nodata(tmp_path: Path) -> None:
     def tiles() -> Any:
         for i in range(6):

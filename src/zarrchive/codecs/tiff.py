@@ -15,7 +15,12 @@ Configuration (JSON): ``compression`` and ``predictor`` (TIFF tag values), ``byt
 (``"<"``/``">"``), ``segment`` ``[rows, columns, samples]`` (the full decoded segment; the
 chunk is that many values in C order, whatever its dimensions), and for JPEG
 ``bitspersample``, ``jpegtables`` (base64), ``colorspace`` / ``outcolorspace`` (as tifffile's
-``jpeg_decode_colorspace`` gives them). Encoding (writing into an imported array) is supported
+``jpeg_decode_colorspace`` gives them). For the byte compressions, ``bitspersample`` that is
+not a whole number of bytes (bilevel, 2-, 4-, 12-bit images) means packed samples: each row
+of the segment is a most-significant-bit-first bit stream padded to a whole byte, unpacked
+with ``imagecodecs.packints_decode`` after decompression; ``fillorder`` 2 means the
+segment's bits are reversed within each byte (undone before decompression), as tifffile
+does. Encoding (writing into an imported array) is supported
 for the lossless byte compressions; image codecs (JPEG, WebP, PNG, JPEG 2000, JPEG XL) refuse
 it. Decoding failures raise :class:`zarrchive.FormatError`.
 
@@ -127,6 +132,7 @@ class TiffCodec(ArrayBytesCodec):
     jpegtables: str | None
     colorspace: int | str | None
     outcolorspace: int | str | None
+    fillorder: int
 
     def __init__(
         self,
@@ -139,6 +145,7 @@ class TiffCodec(ArrayBytesCodec):
         jpegtables: str | bytes | None = None,
         colorspace: int | str | None = None,
         outcolorspace: int | str | None = None,
+        fillorder: int = 1,
     ) -> None:
         compression = int(compression)
         if compression not in BYTE_COMPRESSIONS and compression not in IMAGE_COMPRESSIONS:
@@ -150,6 +157,10 @@ class TiffCodec(ArrayBytesCodec):
         seg = tuple(int(v) for v in segment)
         if len(seg) != 3 or min(seg) < 1:
             raise ValueError(f"segment must be [rows, columns, samples] >= 1, got {segment!r}")
+        if int(fillorder) not in (1, 2):
+            raise ValueError(f"TIFF FillOrder {fillorder} is not 1 or 2")
+        if bitspersample is not None and not 1 <= int(bitspersample) <= 64:
+            raise ValueError(f"bitspersample must be 1 to 64, got {bitspersample!r}")
         if isinstance(jpegtables, bytes):
             jpegtables = base64.b64encode(jpegtables).decode()
         object.__setattr__(self, "compression", compression)
@@ -160,6 +171,7 @@ class TiffCodec(ArrayBytesCodec):
         object.__setattr__(self, "jpegtables", jpegtables)
         object.__setattr__(self, "colorspace", colorspace)
         object.__setattr__(self, "outcolorspace", outcolorspace)
+        object.__setattr__(self, "fillorder", int(fillorder))
 
     # ------------------------------------------------------------------ metadata
     @classmethod
@@ -182,6 +194,8 @@ class TiffCodec(ArrayBytesCodec):
             value = getattr(self, key)
             if value is not None:
                 config[key] = value
+        if self.fillorder != 1:
+            config["fillorder"] = self.fillorder
         return {"name": CODEC_NAME, "configuration": config}
 
     def evolve_from_array_spec(self, array_spec: ArraySpec) -> Self:
@@ -267,12 +281,31 @@ class TiffCodec(ArrayBytesCodec):
                 f"{rows} x {cols} segment"
             )
 
+    @property
+    def _packed(self) -> bool:
+        bits = self.bitspersample
+        return self.compression in BYTE_COMPRESSIONS and bits is not None and bits % 8 != 0
+
     def _decode_bytes(self, data: bytes, dtype: np.dtype[Any]) -> np.ndarray:
         rows, cols, samples = self.segment
         size = rows * cols * samples
         name = BYTE_COMPRESSIONS[self.compression]
+        if self.fillorder == 2:
+            data = _codec_function("bitorder", encode=False)(data)
         if name != "none":
             data = _codec_function(name, encode=False)(data, out=size * dtype.itemsize)
+        if self._packed:
+            per_row = cols * samples
+            flat = np.asarray(
+                _codec_function("packints", encode=False)(
+                    data, dtype, self.bitspersample, runlen=per_row
+                )
+            ).reshape(-1)[:size]
+            flat = flat[: flat.size // per_row * per_row]
+            image = flat.reshape(-1, cols, samples).astype(dtype.newbyteorder("="), copy=False)
+            if self.predictor == 2:
+                image = _codec_function("delta", encode=False)(image, axis=-2)
+            return image
         if self.predictor == 3:
             # the floating-point predictor's byte planes are independent of the byte order
             file_dtype = dtype.newbyteorder("=")
@@ -315,6 +348,12 @@ class TiffCodec(ArrayBytesCodec):
 
     # ------------------------------------------------------------------ encoding
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        if self._packed or self.fillorder != 1:
+            raise UnsupportedFeatureError(
+                f"cannot write to an array imported from TIFF segments of packed "
+                f"{self.bitspersample}-bit samples or reversed bit order (read-only); copy it "
+                "to a new array first"
+            )
         if self.compression in IMAGE_COMPRESSIONS:
             raise UnsupportedFeatureError(
                 f"cannot write to an array imported from {compression_name(self.compression)}"

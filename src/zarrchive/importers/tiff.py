@@ -39,9 +39,11 @@ Layout of the imported group (the import point):
 
 Unsupported (``UnsupportedFeatureError`` naming the IFD and the feature): compressions other
 than none, LZW, deflate, PackBits, LZMA, zstd, JPEG, WebP, PNG, JPEG 2000 and JPEG XL;
-predictors other than horizontal (2) and floating point (3); samples that are not whole bytes
-(bilevel, 12-bit packed), mixed or complex-integer sample formats; volumetric (tile depth)
-images; chroma subsampling without JPEG; FillOrder 2; old-style JPEG. Option:
+predictors other than horizontal (2) and floating point (3); samples of more than 16 bits
+that are not whole bytes (24-bit floats, 20-bit integers), mixed or complex-integer sample
+formats; volumetric (tile depth) images; chroma subsampling without JPEG; old-style JPEG.
+Packed samples of 1 to 16 bits (bilevel, 2-, 4-, 12-bit images) and FillOrder 2 are decoded
+by the codec as tifffile decodes them (bilevel images as bool arrays). Option:
 ``overviews=False`` imports the full-resolution image only.
 """
 
@@ -384,14 +386,16 @@ class _Scanner:
                 page, f"sample format {int(page.sampleformat)} with {page.bitspersample} bits"
             )
         bits = page.bitspersample
-        if not isinstance(bits, int) or (bits % 8 and compression not in IMAGE_COMPRESSIONS):
-            raise self._unsupported(page, f"{bits}-bit samples (not whole bytes)")
-        if compression not in IMAGE_COMPRESSIONS and bits != 8 * page.dtype.itemsize:
+        if not isinstance(bits, int):
+            raise self._unsupported(page, f"{bits}-bit samples")
+        if compression not in IMAGE_COMPRESSIONS and bits % 8:
+            # packed samples (bilevel, 2-, 4-, 12-bit...): unpacked into bool / uint8 / uint16
+            if page.dtype.kind not in "bu" or bits > 8 * page.dtype.itemsize or bits > 16:
+                raise self._unsupported(page, f"{bits}-bit {page.dtype} samples (not whole bytes)")
+        elif compression not in IMAGE_COMPRESSIONS and bits != 8 * page.dtype.itemsize:
             raise self._unsupported(page, f"{bits}-bit samples stored as {page.dtype}")
         if page.is_subsampled and compression != 7:
             raise self._unsupported(page, "chroma subsampling without JPEG compression")
-        if page.fillorder == 2 and compression not in IMAGE_COMPRESSIONS:
-            raise self._unsupported(page, "FillOrder 2 (bit-reversed bytes)")
         predictor = int(page.predictor)
         if compression not in IMAGE_COMPRESSIONS:
             if predictor not in (1, 2, 3):
@@ -498,6 +502,11 @@ class _Scanner:
                 "outcolorspace": _json_value(outcolorspace),
             }
         predictor = 1 if compression in IMAGE_COMPRESSIONS else int(page.predictor)
+        if compression not in IMAGE_COMPRESSIONS:
+            if int(page.bitspersample) % 8:
+                kwargs["bitspersample"] = int(page.bitspersample)  # packed samples
+            if int(page.fillorder) == 2:
+                kwargs["fillorder"] = 2
         return TiffCodec(
             compression=compression,
             predictor=predictor,
