@@ -152,3 +152,28 @@ def test_nan_attributes_stay_floats(tmp_path) -> None:
     assert isinstance(got["v"].attrs["missing"], float) and np.isnan(got["v"].attrs["missing"])
     assert got["v"].attrs["top"] == np.inf
     assert repo.root_group["z/v"].attrs["top"] == np.inf
+
+
+@pytest.mark.filterwarnings("ignore::zarr.errors.UnstableSpecificationWarning")
+def test_number_fill_value_of_text_arrays_as_zarr_2_read_it(tmp_path) -> None:
+    """zarr-python 2 wrote ``"fill_value": 0`` for fixed-width bytes and text arrays (zarr's
+    own v2 fixture has 14 such arrays) and reads it as b"0" / "0"; zarr-python 3 refuses
+    the metadata, which failed the whole store's import."""
+    import json
+
+    path = tmp_path / "legacy.zarr"
+    root = zarr.open_group(path, mode="w", zarr_format=2)
+    data = {"b": np.array([b"x", b"y", b"z", b"w"], dtype="S1"), "u": np.array(["ab", "c"] * 2)}
+    for name, values in data.items():
+        arr = root.create_array(name, shape=values.shape, chunks=(2,), dtype=values.dtype)
+        arr[...] = values
+        meta_path = path / name / ".zarray"
+        meta = json.loads(meta_path.read_text())
+        meta["fill_value"] = 0
+        meta_path.write_text(json.dumps(meta))
+    (path / "b" / "1").unlink()  # a missing chunk reads as the fill value
+    repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
+    repo.add_virtual_zarr(path, "z")
+    assert repo.root_group["z/b"][...].tolist() == [b"x", b"y", b"0", b"0"]
+    assert repo.root_group["z/u"][...].tolist() == ["ab", "c", "ab", "c"]
+    assert repo.root_group["z/u"].fill_value == "0"

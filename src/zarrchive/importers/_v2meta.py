@@ -123,12 +123,33 @@ def _check_codecs_known(zarray: Mapping[str, Any], where: str) -> None:
             continue  # a known codec with a bad configuration: zarr reports it below
 
 
+def _legacy_text_fill(zarray: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A number as the fill value of a fixed-width bytes (``S``) or text (``U``) array, as
+    older zarr-python 2 versions wrote it (``"fill_value": 0``), in the form zarr-python 3
+    parses: zarr 2 reads it as ``numpy.array(0, dtype)``, i.e. ``b"0"`` / ``"0"``."""
+    fill = zarray.get("fill_value")
+    dtype = zarray.get("dtype")
+    if not isinstance(fill, int | float) or isinstance(fill, bool) or not isinstance(dtype, str):
+        return zarray
+    try:
+        native = np.dtype(dtype)
+    except TypeError:
+        return zarray
+    if native.kind == "S":
+        raw = np.array(fill, dtype=native)[()]
+        return {**zarray, "fill_value": base64.standard_b64encode(raw).decode()}
+    if native.kind == "U":
+        return {**zarray, "fill_value": str(np.array(fill, dtype=native)[()])}
+    return zarray
+
+
 def convert_array(
     zarray: Mapping[str, Any], zattrs: Mapping[str, Any] | None, where: str
 ) -> dict[str, Any]:
     """The Zarr v3 ``zarr.json`` document equivalent to a v2 array's metadata."""
     attrs = dict(zattrs or {})
     _check_codecs_known(zarray, where)
+    zarray = _legacy_text_fill(zarray)
     try:
         v2 = ArrayV2Metadata.from_dict({**dict(zarray), "attributes": {}})
     except (ValueError, TypeError, KeyError) as exc:
