@@ -100,6 +100,8 @@ _GLOB_CHARS = "*?["
 #: attributes that change how stored values decode: they must agree across sources
 _DECODE_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", "_Unsigned", "dtype")
 _CATALOG_KEYS = {"sources", "path", "concat_dim", "storage_options"}
+#: bytes read from the start of a remote source to recognise it (see :func:`_detect`)
+_REMOTE_HEAD = 64 * 1024
 _MISSING = object()
 
 
@@ -418,29 +420,32 @@ def _is_index(path: str, meta: Mapping[str, Any]) -> bool:
     return len(dims) == 1 and dims[0] == path.rpartition("/")[2]
 
 
-def _detect(url: str, options: Mapping[str, Any] | None) -> str:
+def _detect(url: str, options: Mapping[str, Any] | None) -> tuple[str, bytes]:
+    """The source's format, and its first bytes (remote sources: the first 64 KiB, which
+    often hold a small file's coordinates too; local ones: 4 KiB, enough to recognise it)."""
     from .importers._detect import detect_format
 
     path = local_path(url)
     try:
         if path is not None:
             if os.path.isdir(path):
-                return _zarr_dir(url, os.listdir(path))
+                return _zarr_dir(url, os.listdir(path)), b""
             with open(path, "rb") as f:
                 head = f.read(4096)
         else:  # reading first saves object stores a listing per file
             fs, p = _url_to_fs(url, options)
             try:
-                head = fs.cat_file(p, start=0, end=4096)
+                head = fs.cat_file(p, start=0, end=_REMOTE_HEAD)
             except (FileNotFoundError, IsADirectoryError):
                 if not fs.isdir(p):
                     raise FileNotFoundError(url) from None
-                return _zarr_dir(url, [posixpath.basename(x) for x in fs.ls(p, detail=False)])
+                names = [posixpath.basename(x) for x in fs.ls(p, detail=False)]
+                return _zarr_dir(url, names), b""
     except FileNotFoundError:
         raise NotFoundError(f"source {url} does not exist") from None
     except OSError as exc:
         raise InvalidInputError(f"source {url} cannot be read: {exc}") from exc
-    return detect_format(head, where=url)
+    return detect_format(head[:4096], where=url), bytes(head)
 
 
 def _zarr_dir(url: str, names: Sequence[str]) -> str:
@@ -466,8 +471,9 @@ def _importer(fmt: str, url: str) -> Any:
         ) from None
 
 
-async def _scan_tree(job: ScanJob, fmt: str) -> ImportedTree | None:
-    """The source's tree, or None when it is already in the dataset (``job.known``)."""
+async def _scan_tree(job: ScanJob, fmt: str | None) -> ImportedTree | None:
+    """The source's tree, or None when it is already in the dataset (``job.known``).
+    ``fmt`` is None only for a URL in ``job.known``: a file, skipped or refused here."""
     reader = _process_reader()
     stats: dict[str, Any] = {}
 
@@ -487,6 +493,7 @@ async def _scan_tree(job: ScanJob, fmt: str) -> ImportedTree | None:
             if known == st.checksum:
                 return None
             raise InvalidInputError(_changed(job.url, known, st.checksum))
+    assert fmt is not None
     tree = await _importer(fmt, job.url).scan(job.url, stat=stat, storage_options=job.options)
     if fmt == "zarr_v2" and job.known:
         urls: dict[str, str | None] = {}
@@ -516,12 +523,15 @@ def _changed(url: str, old: Any, new: Any) -> str:
 
 
 def _read_ranges(
-    manifests: Mapping[str, Manifest], options: Mapping[str, Any] | None
+    manifests: Mapping[str, Manifest],
+    options: Mapping[str, Any] | None,
+    head: tuple[str, bytes] = ("", b""),
 ) -> dict[str, dict[tuple[int, ...], bytes]]:
     """The bytes of every chunk of several arrays (``name -> references``) of one source.
 
     Blocking. Each local file is opened once (and its checksum checked against the one its
-    references recorded); remote ranges are fetched in one ``cat_ranges`` call.
+    references recorded); remote ranges are fetched in one ``cat_ranges`` call, except those
+    within ``head`` (a remote URL and its first bytes, already read).
     """
     out: dict[str, dict[tuple[int, ...], bytes]] = {name: {} for name in manifests}
     local: dict[tuple[str, str | None], list[tuple[str, tuple[int, ...], int, int]]] = {}
@@ -536,7 +546,9 @@ def _read_ranges(
             elif kinds[i] == VIRTUAL:
                 url = refs.urls[locs[i]]
                 path = local_path(url)
-                if path is None:
+                if path is None and url == head[0] and offsets[i] + lengths[i] <= len(head[1]):
+                    out[name][c] = head[1][offsets[i] : offsets[i] + lengths[i]]
+                elif path is None:
                     remote.append((name, c, url, offsets[i], lengths[i]))
                 else:
                     key = (path, refs.checksums[locs[i]])
@@ -631,7 +643,8 @@ def _decode_plain(
             return None
         where = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coord, grid, strict=True))
         out[where] = np.frombuffer(data, dtype=dtype).reshape(grid)
-    return out[tuple(slice(0, n) for n in shape)]
+    # a copy: the view would keep the padded chunk (often 4 KiB for one value) alive
+    return out[tuple(slice(0, n) for n in shape)].copy()
 
 
 async def _decode_arrays(
@@ -820,11 +833,13 @@ def scan_source(job: ScanJob) -> ScanResult:
     from ._sync import sync
 
     try:
-        fmt = _detect(job.url, job.options)
+        # a file already in the dataset is decided by one stat: no need to recognise it
+        fmt, head = (None, b"") if job.url in job.known else _detect(job.url, job.options)
         tree = sync(_scan_tree(job, fmt))
         if tree is None:
-            return ScanResult(job.url, fmt, skipped=True)
-        return _describe(job, fmt, tree)
+            return ScanResult(job.url, fmt or "", skipped=True)
+        assert fmt is not None
+        return _describe(job, fmt, tree, head)
     except ZarrchiveError as exc:
         if job.url in str(exc):
             raise
@@ -837,7 +852,7 @@ def scan_source(job: ScanJob) -> ScanResult:
         raise InvalidInputError(f"{job.url}: scanning failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _describe(job: ScanJob, fmt: str, tree: ImportedTree) -> ScanResult:
+def _describe(job: ScanJob, fmt: str, tree: ImportedTree, head: bytes = b"") -> ScanResult:
     """The concat coordinate's stored values and a digest of every small array without the
     concat dimension (their chunks read in one go and decoded together, without xarray)."""
     from ._sync import sync
@@ -863,7 +878,7 @@ def _describe(job: ScanJob, fmt: str, tree: ImportedTree) -> ScanResult:
             digests[path] = None
         else:
             small[path] = arr
-    chunks = _read_ranges({p: a.refs for p, a in small.items()}, job.options)
+    chunks = _read_ranges({p: a.refs for p, a in small.items()}, job.options, (job.url, head))
     # equal chunk bytes under equal metadata decode to equal values: a source's static arrays
     # (latitude, longitude, ...) are usually byte for byte those of the sources before it
     raw_keys = {p: _raw_key(a.meta, chunks[p]) for p, a in small.items() if p != dim}
@@ -1125,13 +1140,96 @@ def _pack(tree: ImportedTree, layout: _Layout) -> _Packed:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Where a source's reference columns are in a :class:`_RefTable`."""
+
+    block: int
+    start: int
+    stop: int
+    starts: tuple[int, ...]
+    urls: tuple[str, ...]
+    checksums: tuple[str | None, ...]
+    inline: tuple[bytes, ...]
+
+
+class _RefTable:
+    """The reference columns of every scanned source, in a few large arrays.
+
+    Sources arrive one by one; their columns wait in a short list and are joined into one
+    block every ``block_size`` sources, so no numpy array is kept per source: a catalog's
+    memory grows by about the size of its references (a few hundred bytes per source).
+    """
+
+    def __init__(self, block_size: int = 256) -> None:
+        self.block_size = block_size
+        self._blocks: list[tuple[np.ndarray, ...]] = []
+        self._pending: list[_Packed] = []
+        self._rows = 0
+
+    def add(self, packed: _Packed) -> _Rows:
+        n = len(packed.kind)
+        rows = _Rows(
+            len(self._blocks),
+            self._rows,
+            self._rows + n,
+            tuple(int(x) for x in packed.starts),
+            tuple(packed.urls),
+            tuple(packed.checksums),
+            tuple(packed.inline),
+        )
+        self._pending.append(packed)
+        self._rows += n
+        if len(self._pending) >= self.block_size:
+            self._seal()
+        return rows
+
+    def _seal(self) -> None:
+        if not self._pending:
+            return
+        width = max(p.coords.shape[1] for p in self._pending)
+        coords = np.zeros((self._rows, width), dtype=np.uint32)
+        pos = 0
+        for p in self._pending:
+            coords[pos : pos + len(p.kind), : p.coords.shape[1]] = p.coords
+            pos += len(p.kind)
+        self._blocks.append(
+            (
+                coords,
+                *(
+                    np.concatenate([getattr(p, k) for p in self._pending])
+                    for k in ("kind", "loc", "offset", "length")
+                ),
+            )
+        )
+        self._pending, self._rows = [], 0
+
+    def packed(self, rows: _Rows) -> _Packed:
+        if rows.block == len(self._blocks):
+            self._seal()
+        coords, kind, loc, offset, length = self._blocks[rows.block]
+        a, b = rows.start, rows.stop
+        return _Packed(
+            np.asarray(rows.starts, dtype=np.int64),
+            coords[a:b],
+            kind[a:b],
+            loc[a:b],
+            offset[a:b],
+            length[a:b],
+            list(rows.urls),
+            list(rows.checksums),
+            list(rows.inline),
+        )
+
+
 @dataclass(slots=True)
 class _Source:
     url: str
     options: dict[str, Any] | None
     layout: _Layout
     digests: tuple[tuple[str, str | None], ...]
-    refs: _Packed
+    table: _RefTable
+    rows: _Rows
     #: the concat coordinate's decoded values (empty until :meth:`_Collector.decode`)
     values: np.ndarray
     #: its stored numbers, until decoded; and what decides how they decode
@@ -1154,6 +1252,10 @@ class _Source:
     def units(self) -> Any:
         return self.coord[1].get("units")
 
+    @property
+    def refs(self) -> _Packed:
+        return self.table.packed(self.rows)
+
 
 class _Collector:
     """Packs scan results as they arrive: per source only its reference columns and its
@@ -1166,6 +1268,7 @@ class _Collector:
         #: URL prefixes of the skipped sources (a file's folder, a store itself)
         self.skipped_prefixes: list[str] = []
         self._interned: dict[Any, Any] = {}
+        self.table = _RefTable()
         #: decoding key -> the coordinate's zarr.json of the first source with it
         self._decoding_meta: dict[str, dict[str, Any]] = {}
 
@@ -1194,12 +1297,13 @@ class _Collector:
             options,
             self._intern(layout),
             self._intern(tuple(sorted(res.digests.items()))),
-            packed,
+            self.table,
+            self.table.add(packed),
             _NO_VALUES,
         )
         if res.values is None:
             src.raw = res.raw
-            src.decoding = decoding_key(coord_meta)
+            src.decoding = self._intern(decoding_key(coord_meta))
             self._decoding_meta.setdefault(src.decoding, coord_meta)
         else:
             self._set_values(src, res.values, (res.coord_attrs, res.coord_encoding))
@@ -2068,8 +2172,6 @@ async def import_catalog(
                 await _keep_alive(session)
                 await _write_batch(plan, batch)
                 write(len(batch))
-                for src in batch:
-                    src.refs = _EMPTY_PACK  # the session holds them now
         refs, nbytes = _count(session, target)
         verb = "append_catalog" if mode == "append" else "import_catalog"
         commit_message = message or f"{verb} /{target}: {added} sources"
@@ -2125,13 +2227,18 @@ async def _rescan(src: _Source, dim: str) -> ScanResult:
 
 
 def _same_pack(a: _Packed, b: _Packed) -> bool:
+    """Whether ``a`` and ``b`` hold the same references (``b``'s coordinates may be padded
+    with zero columns: a :class:`_RefTable` block is as wide as its widest source)."""
+    width = a.coords.shape[1]
     return (
         a.urls == b.urls
         and a.checksums == b.checksums
         and a.inline == b.inline
+        and np.array_equal(a.coords, b.coords[:, :width])
+        and not b.coords[:, width:].any()
         and all(
             np.array_equal(getattr(a, k), getattr(b, k))
-            for k in ("starts", "coords", "kind", "loc", "offset", "length")
+            for k in ("starts", "kind", "loc", "offset", "length")
         )
     )
 
@@ -2178,19 +2285,6 @@ class _SortKey:
 
     def __lt__(self, other: _SortKey) -> bool:
         return _lt(self.v, other.v)
-
-
-_EMPTY_PACK = _Packed(
-    np.zeros(1, dtype=np.int64),
-    np.zeros((0, 0), dtype=np.uint32),
-    np.zeros(0, dtype=np.uint8),
-    np.zeros(0, dtype=np.uint32),
-    np.zeros(0, dtype=np.uint64),
-    np.zeros(0, dtype=np.uint64),
-    [],
-    [],
-    [],
-)
 
 
 async def _resume_or_start(repo: AsyncRepo, branch: str, target: str, mode: str) -> Session:
