@@ -177,3 +177,33 @@ def test_number_fill_value_of_text_arrays_as_zarr_2_read_it(tmp_path) -> None:
     assert repo.root_group["z/b"][...].tolist() == [b"x", b"y", b"0", b"0"]
     assert repo.root_group["z/u"][...].tolist() == ["ab", "c", "ab", "c"]
     assert repo.root_group["z/u"].fill_value == "0"
+
+
+def test_nested_chunk_keys_without_a_dimension_separator(tmp_path) -> None:
+    """zarr 2's NestedDirectoryStore wrote "0/1" chunk keys before .zarray could name the
+    separator (zarr's own v2 fixture, 'nested_legacy'): those keys are chunks, not unknown
+    objects that failed the whole store's import."""
+    import json
+
+    path = tmp_path / "nested.zarr"
+    values = np.arange(30, dtype="i8").reshape(5, 6)
+    root = zarr.open_group(path, mode="w", zarr_format=2)
+    arr = root.create_array(
+        "a",
+        shape=values.shape,
+        chunks=(2, 4),
+        dtype=values.dtype,
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+    arr[...] = values
+    meta_path = path / "a" / ".zarray"
+    meta = json.loads(meta_path.read_text())
+    assert meta.pop("dimension_separator") == "/"
+    meta_path.write_text(json.dumps(meta))
+    repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
+    repo.add_virtual_zarr(path, "z")
+    np.testing.assert_array_equal(repo.root_group["z/a"][...], values)
+
+    (path / "a" / "0.0").write_bytes((path / "a" / "0" / "0").read_bytes())
+    with pytest.raises(InvalidInputError, match="both by '.' and by '/'"):
+        repo.add_virtual_zarr(path, "y")

@@ -57,10 +57,14 @@ def _decode_inline(key: str, value: Any) -> bytes:
 
 
 class _ArrayRefs:
-    def __init__(self, path: str, meta: dict[str, Any], sep: str) -> None:
+    def __init__(self, path: str, meta: dict[str, Any], sep: str, *, explicit: bool) -> None:
         self.path = path
         self.meta = meta
         self.sep = sep
+        #: the metadata names its separator; without one, "/" keys are also chunk keys (zarr
+        #: 2's NestedDirectoryStore wrote nested keys before .zarray could say so)
+        self.explicit = explicit
+        self.seps_seen: set[str] = set()
         self.ndim = len(meta["shape"])
         self.grid = chunk_grid_shape(meta)
         self.coords: list[tuple[int, ...]] = []
@@ -75,6 +79,16 @@ class _ArrayRefs:
         parts = [] if self.ndim == 0 else rest.split(self.sep)
         if self.ndim == 0 and rest not in ("0", ""):
             raise InvalidInputError(f"reference {key!r} is not a chunk of 0-d array {self.path!r}")
+        if self.ndim > 1 and not self.explicit:
+            sep = self.sep
+            if len(parts) != self.ndim and self.sep == ".":
+                parts, sep = rest.split("/"), "/"
+            self.seps_seen.add(sep)
+            if len(self.seps_seen) > 1:
+                raise InvalidInputError(
+                    f"array {self.path!r} has chunk keys separated both by '.' and by '/' "
+                    f"(e.g. {key!r}) and its metadata names no dimension_separator"
+                )
         if len(parts) != self.ndim or not all(p.isdigit() for p in parts):
             raise UnsupportedFeatureError(
                 f"reference {key!r} is neither metadata nor a chunk key of array {self.path!r}"
@@ -122,7 +136,8 @@ async def scan_mapping(
         attrs = meta_docs.get(f"{path}/.zattrs" if path else ".zattrs")
         if leaf == ".zarray":
             v3 = convert_array(doc, attrs, where=f"/{path}")
-            arrays[path] = _ArrayRefs(path, v3, doc.get("dimension_separator") or ".")
+            sep = doc.get("dimension_separator")
+            arrays[path] = _ArrayRefs(path, v3, sep or ".", explicit=bool(sep))
         elif leaf == ".zgroup":
             tree.groups[path] = convert_group(attrs)
     for path in list(arrays) + list(tree.groups):
