@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -414,11 +415,12 @@ def test_glob_text_file_and_catalogs(zdaily: list[Path], tmp_path: Path, capsys:
 
 
 def test_process_pool(zdaily: list[Path], tmp_path: Path) -> None:
-    files = zdaily[:6]
+    files = zdaily[:30]
     repo = zarrchive.Repo.create(tmp_path / "repo")
-    report = repo.import_catalog(_shuffled(files), "era5", workers=2)
-    assert report.sources == 6
+    report = repo.import_catalog(_shuffled(files), "era5", workers=3)
+    assert report.sources == 30
     xr.testing.assert_identical(repo.to_xarray("era5").load(), _reference(files, "zarr_v2"))
+    assert not multiprocessing.active_children()  # no worker left behind
 
 
 def test_client_failure_cancels_the_rest(zdaily: list[Path], tmp_path: Path) -> None:

@@ -6,13 +6,16 @@ text file with one URL per line, or a JSON/YAML catalog, and builds one virtual 
 ``append_catalog`` adds later sources to such a dataset. The pipeline:
 
 1. *Scan* every source with its format's importer (format recognised by magic bytes; Zarr v2
-   stores are directories), in a process pool (``spawn``: zarrchive's I/O loop thread does not
-   survive ``fork``), in this process (``workers=1``) or on a Dask cluster (``client``). A
-   worker returns the source's :class:`ImportedTree` and the decoded values of the concat
-   coordinate: its chunk bytes are read, put in a ``zarr`` memory store and opened with
-   xarray, so files whose time units differ compare correctly. Sources already in the
-   dataset (same URL and checksum in its manifests) are recognised by one ``stat`` and skipped
-   without being scanned.
+   stores are directories). This process scans, and so do ``workers - 1`` worker processes
+   (spawned, see :func:`_scan_here_and_in_pool`) or the workers of a Dask ``client``. A
+   scan returns what the catalog keeps of a source: its layout (what must agree between
+   sources), the reference columns of its arrays along the concat dimension, digests of its
+   small arrays without that dimension (decoded by zarr), and the stored numbers of its
+   concat coordinate. Those are CF-decoded in this process, all sources with the same
+   encoding at once (:func:`decode_raw_coordinates`: what xarray's open path gives, so
+   files whose time units differ compare correctly). Sources already in the dataset (same
+   URL and checksum in its manifests) are recognised by one ``stat`` and skipped without
+   being read.
 2. *Validate* before anything is written: same variables, dtypes, codecs, chunking and
    decoding attributes everywhere; the coordinate strictly increasing across sources ordered
    by their first value; every source but the last a whole number of chunks long along the
@@ -29,8 +32,10 @@ text file with one URL per line, or a JSON/YAML catalog, and builds one virtual 
    the sources in it are skipped. The commit comes last; a failure leaves the branch as it
    was.
 
-Scanned sources are held packed (one set of numpy columns per source, layouts interned) until
-the order is known; only the first source in order keeps its whole tree.
+Until the order is known, scanned sources are held as rows of a few large column blocks
+(:class:`_RefTable`), their layouts and digests interned: a few hundred bytes per source
+beyond its references. The first source in order, whose groups, static arrays and
+attributes the dataset takes, is scanned once more for its whole tree.
 """
 
 from __future__ import annotations
@@ -1634,44 +1639,54 @@ async def _scan_all(
     workers: int,
     client: Any,
     on_result: Callable[[ScanResult], None],
+    started: Callable[[], None] = lambda: None,
 ) -> None:
+    """Scan ``jobs``; ``started`` is called once worker processes (if any) exist."""
+    processes = min(workers, len(jobs)) - 1
+    if client is not None or processes < 1:
+        started()
     if not jobs:
         return
     if client is not None:
         await _scan_on_client(client, jobs, on_result)
         return
     queue = collections.deque(jobs)
-    processes = min(workers, len(jobs)) - 1
     if processes < 1:
         while queue:
             on_result(await asyncio.to_thread(scan_source, queue.popleft()))
         return
-    await _scan_here_and_in_pool(queue, processes, on_result)
+    await _scan_here_and_in_pool(queue, processes, on_result, started)
 
 
 async def _scan_here_and_in_pool(
-    queue: collections.deque[ScanJob], processes: int, on_result: Callable[[ScanResult], None]
+    queue: collections.deque[ScanJob],
+    processes: int,
+    on_result: Callable[[ScanResult], None],
+    started: Callable[[], None] = lambda: None,
 ) -> None:
     """Scan the queue in this process and in ``processes`` worker processes at once.
 
-    Starting a worker process costs about a second (importing h5py, xarray, zarr): this
-    process scans from the start, and a worker is given sources only once it answered a
-    first (empty) task, two at a time so that it never waits for the next one. Sources are
-    taken from the front of the queue by whoever is free; results are handed to
-    ``on_result`` on this loop as they come.
+    The workers are started first (spawned: see :func:`_spawn_context`), then ``started`` is
+    called. A worker spends about a second importing zarr, h5py and zarrchive before it can
+    scan, so this process scans from the start; a worker is given sources only once it
+    answered a first task (:func:`_worker_ready`), two at a time so that it never waits for
+    the next one. Sources are taken from the front of the queue by whoever is free; results
+    are handed to ``on_result`` on this loop as they come. Workers that never answered (a
+    small catalog is scanned before they are up) are stopped at the end, not waited for.
     """
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=_spawn_context())
-    scanning: set[asyncio.Future[ScanResult]] = set()
     starting: set[asyncio.Future[Any]] = {
         asyncio.wrap_future(pool.submit(_worker_ready)) for _ in range(processes)
     }
-    ready = 0
+    started()
+    scanning: set[asyncio.Future[ScanResult]] = set()
+    ready: set[int] = set()
 
     def feed() -> None:
-        while queue and len(scanning) < 2 * ready:
+        while queue and len(scanning) < 2 * len(ready):
             scanning.add(asyncio.wrap_future(pool.submit(scan_source, queue.popleft())))
 
     async def here() -> None:
@@ -1690,10 +1705,9 @@ async def _scan_here_and_in_pool(
                 elif fut in starting:
                     starting.discard(fut)
                     try:
-                        fut.result()
+                        ready.add(fut.result())
                     except BrokenProcessPool as exc:
                         raise _broken_pool() from exc
-                    ready += 1
                 else:
                     scanning.discard(fut)
                     try:
@@ -1707,14 +1721,33 @@ async def _scan_here_and_in_pool(
             local.cancel()
         for f in scanning | starting:
             f.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool, ready)
         raise
-    for f in starting:  # workers still starting up: they stop once they are up
+    for f in starting:
         f.cancel()
     if starting:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool, ready)
     else:
         await asyncio.to_thread(pool.shutdown)
+
+
+def _stop_pool(pool: Any, ready: set[int]) -> None:
+    """Shut ``pool`` down without waiting; its workers that never answered (still importing,
+    or stuck) are killed rather than left behind."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # gone after shutdown
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.pid not in ready and proc.is_alive():
+            proc.kill()
+
+
+def _worker_ready() -> int:
+    """A worker's first task: proves that it is up and that zarr's loop runs in it; answers
+    with its pid."""
+    from ._sync import sync
+
+    sync(asyncio.sleep(0))
+    return os.getpid()
 
 
 def _cpu_count() -> int:
@@ -1722,11 +1755,6 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _worker_ready() -> int:
-    """The first task of a worker process: it answers once its imports are done."""
-    return os.getpid()
 
 
 def _broken_pool() -> ZarrchiveError:
@@ -1813,9 +1841,12 @@ def _spawn_context() -> Any:
     Plain ``spawn`` imports the parent's ``__main__`` module in every worker (so that objects
     defined there unpickle), which re-executes a script's top-level code unless it is guarded
     by ``if __name__ == "__main__"``. The workers only run :func:`scan_source`, so the main
-    module is left out of their preparation data (POSIX; elsewhere plain ``spawn``). ``fork``
-    is not an option: zarrchive's I/O loop runs in a thread, and forking a threaded process
-    can deadlock the child.
+    module is left out of their preparation data (POSIX; elsewhere plain ``spawn``).
+
+    ``fork`` would spare each worker a second of imports, but it is not safe here: the
+    forked child has none of the parent's threads, and libraries that run their own (the
+    tokio runtime of obstore, through which remote sources may have been read) then hang in
+    it; zarr's and fsspec's loops can be restarted after a fork, theirs cannot.
     """
     if _popen_spawn is None:  # pragma: no cover
         import multiprocessing
@@ -2142,11 +2173,16 @@ async def import_catalog(
 
         # xarray's CF coding imports a second's worth of modules on first use (dask among
         # them, when installed): let that happen while the sources are being scanned
-        warm = asyncio.ensure_future(asyncio.to_thread(_warm_up_cf, dim))
+        warming: list[asyncio.Future[None]] = []
+
+        def warm_up() -> None:
+            warming.append(asyncio.ensure_future(asyncio.to_thread(_warm_up_cf, dim)))
+
         try:
-            await _scan_all(jobs, workers, client, on_result)
+            await _scan_all(jobs, workers, client, on_result, warm_up)
         finally:
-            await warm
+            for w in warming:
+                await w
         await asyncio.to_thread(collector.decode)
         new = collector.sources
         base_sorted = sorted(ex.base_known)
