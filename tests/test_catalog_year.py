@@ -139,10 +139,30 @@ def _shuffled(files: list[str], seed: int = 5) -> list[str]:
 
 
 def _check_year(ds: xr.Dataset, reference: xr.Dataset, days: int = YEAR) -> None:
-    assert ds.sizes["time"] == days
-    assert len(np.unique(ds.time.values)) == days  # every day exactly once
+    _check_coords(ds, reference, days)
     xr.testing.assert_identical(ds, reference)
     assert int(ds.tp.isnull().sum()) == days  # one fill value per day, masked
+
+
+def _check_coords(ds: xr.Dataset, reference: xr.Dataset, days: int = YEAR) -> None:
+    assert ds.sizes["time"] == days
+    assert len(np.unique(ds.time.values)) == days  # every day exactly once
+    xr.testing.assert_identical(ds.coords.to_dataset(), reference.coords.to_dataset())
+
+
+def _hdf5_chunks(path: str, day: int) -> list[tuple[str, int, int]]:
+    """(key, offset, size) of every chunk of the file's variables, as h5py reports them."""
+    import h5py
+
+    out = []
+    with h5py.File(path, "r") as f:
+        for name in ("t2m", "tp"):
+            ds = f[name]
+            for i in range(ds.id.get_num_chunks()):
+                info = ds.id.get_chunk_info(i)
+                _, y, x = (o // c for o, c in zip(info.chunk_offset, CHUNKS, strict=True))
+                out.append((f"{GROUP}/{name}/{day}.{y}.{x}", info.byte_offset, info.size))
+    return out
 
 
 # ---------------------------------------------------------------------------------- local
@@ -164,14 +184,23 @@ def test_year_import_rerun_and_append(
     assert len(repo.commit_log) == 2
 
     # ten more days (and the year again, skipped) land as one commit
-    tip = repo.branches["main"]
+    tip, before = repo.branches["main"], _references(repo)
     appended = repo.append_catalog(_shuffled(year.files), GROUP)
     assert (appended.sources, appended.skipped) == (EXTRA, YEAR)
     log = repo.commit_log
     assert len(log) == 3 and log[0].id == appended.commit and log[1].id == tip
     expected = xr.concat([year_reference, _combine(year.files[YEAR:])], dim="time", **_COMBINE)
     reader = zarrchive.Repo.open(tmp_path / "repo", authorize_virtual=[f"file://{year.folder}/"])
-    _check_year(reader.to_xarray(GROUP).load(), expected, YEAR + EXTRA)
+    ds = reader.to_xarray(GROUP)
+    assert ds.sizes["time"] == YEAR + EXTRA
+    xr.testing.assert_identical(ds.time, expected.time)  # every day once, re-encoded
+    # the year's chunks are untouched, the ten days read as the files do
+    after = _references(reader)
+    assert {k: v for k, v in after.items() if k in before and isinstance(v, list)} == {
+        k: v for k, v in before.items() if isinstance(v, list)
+    }
+    tail = slice(YEAR, None)
+    xr.testing.assert_identical(ds.isel(time=tail).load(), expected.isel(time=tail))
 
 
 # ---------------------------------------------------------------------------------- S3
@@ -192,11 +221,23 @@ def test_year_from_s3(
     repo = zarrchive.Repo.create(tmp_path / "repo")
     report = repo.import_catalog(f"s3://{prefix}/day-*.nc", GROUP, storage_options=s3_server)
     assert (report.sources, report.skipped) == (YEAR, 0)
-    _check_year(repo.to_xarray(GROUP).load(), year_reference)
+    # every chunk is the byte range HDF5 itself gives for it, in the bucket's copy of its day
+    refs = _references(repo)
+    assert {k: v for k, v in refs.items() if isinstance(v, list)} == {
+        key: [f"s3://{prefix}/{Path(f).name}", offset, size]
+        for k, f in enumerate(year.files[:YEAR])
+        for key, offset, size in _hdf5_chunks(f, k)
+    }
+    # coordinates decoded as xarray decodes the files; values read from the bucket on days
+    # around the changes of time encoding (month ends) and at both ends of the year
+    ds = repo.to_xarray(GROUP)
+    _check_coords(ds, year_reference)
+    days = [0, 30, 31, 58, 59, 180, 363, 364]
+    xr.testing.assert_identical(ds.isel(time=days).load(), year_reference.isel(time=days))
     # the references point into the bucket, not at the local copies
-    ds = zarrchive.Repo.open(tmp_path / "repo").to_xarray(GROUP)
+    fresh = zarrchive.Repo.open(tmp_path / "repo").to_xarray(GROUP)
     with pytest.raises(zarrchive.UnauthorizedSourceError, match="s3://"):
-        ds.t2m.values  # noqa: B018
+        fresh.t2m.values  # noqa: B018
 
     again = repo.import_catalog(
         [f"s3://{prefix}/{n}" for n in reversed(names)], GROUP, storage_options=s3_server
@@ -272,10 +313,19 @@ def test_year_on_a_local_cluster(year: Year, year_reference: xr.Dataset, tmp_pat
     workers = {t["worker"] for t in scans}
     assert (report.sources, report.skipped) == (YEAR, 0)
     assert len(scans) == YEAR and len(workers) == 2  # scanned on both worker processes
+    # the same references (and native coordinate chunks) as the import without Dask
+    refs = _references(on_cluster)
+    assert sum(isinstance(v, list) for v in refs.values()) == YEAR * 8  # [url, offset, size]
+    assert refs == _references(plain)
     assert (report.references, report.bytes_referenced) == (
         expected.references,
         expected.bytes_referenced,
     )
-    ds = on_cluster.to_xarray(GROUP).load()
-    xr.testing.assert_identical(ds, plain.to_xarray(GROUP).load())
-    _check_year(ds, year_reference)
+    _check_year(on_cluster.to_xarray(GROUP).load(), year_reference)
+
+
+def _references(repo: zarrchive.Repo) -> dict[str, Any]:
+    """The committed dataset as kerchunk references: byte ranges of the virtual chunks,
+    bytes of the native ones."""
+    refs = repo.export_kerchunk()["refs"]
+    return {k: v for k, v in refs.items() if k.startswith(f"{GROUP}/")}
