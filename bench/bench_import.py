@@ -34,9 +34,9 @@ What happens (bench/import.md explains every figure):
      (``parallel=ProcessPoolExecutor``; a ``ProcessPoolExecutor(2).map`` of
      ``SingleHdf5ToZarr``): what a user who parallelises by hand gets.
    Systems take turns within each round, starting one later each round.
-3. Every process reports its wall time, its CPU time (with its children's), its peak RSS
-   (``VmHWM``) and the peak of the summed RSS of itself and its child processes (sampled
-   every 20 ms with psutil).
+3. Every process reports its wall time, its CPU time (with its children's) and its peak
+   RSS (``VmHWM``); the parent samples the summed PSS of the process and its children every
+   50 ms (psutil; PSS does not count pages that forked processes share twice).
 4. Memory curve: zarrchive alone for each of ``--memory-files`` (default 100, 365, 1000).
 5. Checks: in one more process, each system's result is opened with xarray; the time
    coordinates, latitude and longitude must be equal, and ``t2m`` / ``tp`` on a few sample
@@ -114,12 +114,15 @@ def load_average() -> str:
 
 
 class TreeSampler:
-    """Samples the summed RSS of this process and all its descendants every ``period`` s."""
+    """Samples, from the outside, the summed PSS of a process and all its descendants every
+    ``period`` s (PSS splits pages shared between forked processes among them, so a fork's
+    copy-on-write memory is not counted twice). It runs in the parent bench process: a
+    sampler inside the measured process would compete with it for the GIL."""
 
-    def __init__(self, period: float = 0.02) -> None:
+    def __init__(self, pid: int, period: float = 0.05) -> None:
         import psutil
 
-        self.me = psutil.Process()
+        self.root = psutil.Process(pid)
         self.period = period
         self.peak = 0
         self.max_children = 0
@@ -129,12 +132,15 @@ class TreeSampler:
     def _sample(self) -> None:
         import psutil
 
-        total = self.me.memory_info().rss
-        children = self.me.children(recursive=True)
-        self.max_children = max(self.max_children, len(children))
-        for c in children:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        self.max_children = max(self.max_children, len(procs) - 1)
+        total = 0
+        for proc in procs:
             try:
-                total += c.memory_info().rss
+                total += proc.memory_full_info().pss
             except psutil.Error:
                 pass
         self.peak = max(self.peak, total)
@@ -144,14 +150,12 @@ class TreeSampler:
             self._sample()
 
     def __enter__(self) -> TreeSampler:
-        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
 
 
 def cpu_seconds() -> float:
@@ -397,14 +401,13 @@ def worker_import(spec: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"unknown system {system}")
     profiler = ThreadsProfiler() if spec.get("profile") else None
     rss_before = peak_rss()
-    with TreeSampler() as tree:
-        if profiler is not None:
-            profiler.start()
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        extra = run()
-        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-        if profiler is not None:
-            profiler.stop()
+    if profiler is not None:
+        profiler.start()
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    extra = run()
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    if profiler is not None:
+        profiler.stop()
     result = {
         "system": system,
         "files": len(files),
@@ -412,8 +415,6 @@ def worker_import(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu": cpu,
         "vmhwm": peak_rss(),
         "vmhwm_before": rss_before,
-        "tree_peak": tree.peak,
-        "children": tree.max_children,
         **extra,
     }
     if profiler is not None:
@@ -544,21 +545,28 @@ def worker_main(spec: dict[str, Any]) -> None:
 # ====================================================================== parent
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     env = dict(os.environ, ZARRCHIVE_AUTHOR="bench", PYTHONWARNINGS="ignore", ICECHUNK_LOG="error")
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise SystemExit(
-            f"worker {spec['kind']} {spec.get('system', '')} failed (exit {proc.returncode})"
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env=env,
         )
-    for line in reversed(proc.stdout.splitlines()):
+        with TreeSampler(proc.pid) as tree:
+            code = proc.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        sys.stderr.write(stdout[-5000:] + stderr[-5000:])
+        raise SystemExit(f"worker {spec['kind']} {spec.get('system', '')} failed (exit {code})")
+    for line in reversed(stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise SystemExit(f"worker printed no result:\n{proc.stdout}{proc.stderr}")
+            result = json.loads(line[len("RESULT ") :])
+            result.update(tree_peak=tree.peak, children=tree.max_children)
+            return result
+    raise SystemExit(f"worker printed no result:\n{stdout}{stderr}")
 
 
 def med(runs: list[dict[str, Any]], key: str) -> float:
@@ -629,7 +637,8 @@ def main() -> None:
         res["out"] = str(out)
         log(
             f"  {system:16s} {n:5d} files  {fmt_s(res['seconds']):>8s}  cpu {res['cpu']:.2f} s  "
-            f"VmHWM {fmt_b(res['vmhwm'])}  all {fmt_b(res['tree_peak'])}  load {load_average()}"
+            f"VmHWM {fmt_b(res['vmhwm'])}  all {fmt_b(res['tree_peak'])}  "
+            f"load {load_average()}"
         )
         return res
 

@@ -54,7 +54,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -1639,40 +1639,46 @@ async def _scan_all(
     workers: int,
     client: Any,
     on_result: Callable[[ScanResult], None],
-    started: Callable[[], None] = lambda: None,
+    warm_up: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Scan ``jobs``; ``started`` is called once worker processes (if any) exist."""
+    """Scan ``jobs`` (see :func:`_scan_here_and_in_pool`). ``warm_up`` is run meanwhile when
+    worker processes or a cluster do the scanning; scanning only in this process, it is
+    left to whoever needs its imports later (running it alongside would just slow both)."""
     processes = min(workers, len(jobs)) - 1
-    if client is not None or processes < 1:
-        started()
-    if not jobs:
-        return
     if client is not None:
-        await _scan_on_client(client, jobs, on_result)
+        warming = asyncio.ensure_future(warm_up()) if warm_up is not None else None
+        try:
+            if jobs:
+                await _scan_on_client(client, jobs, on_result)
+        finally:
+            if warming is not None:
+                await warming
         return
     queue = collections.deque(jobs)
     if processes < 1:
         while queue:
             on_result(await asyncio.to_thread(scan_source, queue.popleft()))
         return
-    await _scan_here_and_in_pool(queue, processes, on_result, started)
+    await _scan_here_and_in_pool(queue, processes, on_result, warm_up)
 
 
 async def _scan_here_and_in_pool(
     queue: collections.deque[ScanJob],
     processes: int,
     on_result: Callable[[ScanResult], None],
-    started: Callable[[], None] = lambda: None,
+    warm_up: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Scan the queue in this process and in ``processes`` worker processes at once.
 
-    The workers are started first (spawned: see :func:`_spawn_context`), then ``started`` is
-    called. A worker spends about a second importing zarr, h5py and zarrchive before it can
-    scan, so this process scans from the start; a worker is given sources only once it
-    answered a first task (:func:`_worker_ready`), two at a time so that it never waits for
-    the next one. Sources are taken from the front of the queue by whoever is free; results
-    are handed to ``on_result`` on this loop as they come. Workers that never answered (a
-    small catalog is scanned before they are up) are stopped at the end, not waited for.
+    A worker is spawned (see :func:`_spawn_context`) and spends about a second importing
+    zarr, h5py and zarrchive before it can scan; meanwhile this process runs ``warm_up``
+    (its own slow imports), then scans too. Running both at once here would not help: the
+    imports hold the GIL, and scanning, which hops between threads several times per
+    source, would crawl. A worker is given sources only once it answered a first task
+    (:func:`_worker_ready`), a few at a time so that it never waits for the next one.
+    Sources are taken from the front of the queue by whoever is free; results are handed to
+    ``on_result`` on this loop as they come. Workers that never answered (a small catalog is
+    scanned before they are up) are stopped at the end, not waited for.
     """
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -1681,15 +1687,17 @@ async def _scan_here_and_in_pool(
     starting: set[asyncio.Future[Any]] = {
         asyncio.wrap_future(pool.submit(_worker_ready)) for _ in range(processes)
     }
-    started()
+    warming = asyncio.ensure_future(warm_up()) if warm_up is not None else None
     scanning: set[asyncio.Future[ScanResult]] = set()
     ready: set[int] = set()
 
     def feed() -> None:
-        while queue and len(scanning) < 2 * len(ready):
+        while queue and len(scanning) < _IN_FLIGHT * len(ready):
             scanning.add(asyncio.wrap_future(pool.submit(scan_source, queue.popleft())))
 
     async def here() -> None:
+        if warming is not None:
+            await warming
         while queue:
             on_result(await asyncio.to_thread(scan_source, queue.popleft()))
 
@@ -1729,6 +1737,10 @@ async def _scan_here_and_in_pool(
         _stop_pool(pool, ready)
     else:
         await asyncio.to_thread(pool.shutdown)
+
+
+#: sources handed to each worker process ahead of time
+_IN_FLIGHT = 4
 
 
 def _stop_pool(pool: Any, ready: set[int]) -> None:
@@ -2172,17 +2184,10 @@ async def import_catalog(
             advance(1)
 
         # xarray's CF coding imports a second's worth of modules on first use (dask among
-        # them, when installed): let that happen while the sources are being scanned
-        warming: list[asyncio.Future[None]] = []
-
-        def warm_up() -> None:
-            warming.append(asyncio.ensure_future(asyncio.to_thread(_warm_up_cf, dim)))
-
-        try:
-            await _scan_all(jobs, workers, client, on_result, warm_up)
-        finally:
-            for w in warming:
-                await w
+        # them, when installed): let that happen while workers start and scan
+        await _scan_all(
+            jobs, workers, client, on_result, lambda: asyncio.to_thread(_warm_up_cf, dim)
+        )
         await asyncio.to_thread(collector.decode)
         new = collector.sources
         base_sorted = sorted(ex.base_known)
