@@ -595,7 +595,7 @@ def print_profile(paths: list[str], top: int = 30) -> None:
     print(f"{'own':>7s} {'cum':>7s} {'calls':>7s}  function")
     for tt, ct, nc, label in sorted(rows, reverse=True)[:top]:
         print(f"{tt:7.3f} {ct:7.3f} {nc:7d}  {label[:110]}")
-    steps = ("catalog.py", "hdf5.py", "manifest.py", "sources.py", "xarray/conventions.py")
+    steps = ("catalog/", "hdf5.py", "manifest.py", "sources.py", "xarray/conventions.py")
     print("\nmain steps (cumulative; a coroutine counts only while it runs)")
     for _tt, ct, nc, label in sorted(rows, key=lambda r: -r[1]):
         if any(step in label for step in steps) and ct >= 0.05:

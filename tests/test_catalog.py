@@ -24,6 +24,7 @@ import xarray as xr
 import zarrchive
 from zarrchive import InvalidInputError, NotFoundError, catalog
 from zarrchive.catalog import CatalogReport
+from zarrchive.sources import normalize_url
 
 N_IMPORT = 40
 N_APPEND = 10
@@ -96,7 +97,7 @@ def _available(fmt: str, tmp: Path) -> str | None:
         if fmt == "netcdf4":
             import netCDF4  # noqa: F401
         path = _write(_day(0), tmp / f"probe-{fmt}", fmt)
-        catalog.scan_source(catalog.ScanJob(catalog.normalize_url(str(path)), None, "time"))
+        catalog.scan_source(catalog.ScanJob(normalize_url(str(path)), None, "time"))
     except Exception as exc:  # an importer being written right now may not work yet
         return f"{fmt} importer not usable: {type(exc).__name__}: {exc}"
     return None
@@ -215,7 +216,7 @@ def test_interrupted_run_resumes(
     repo = zarrchive.Repo.create(tmp_path / "repo")
     tip = repo.branches["main"]
     written = []
-    real = catalog._write_batch
+    real = catalog._write._write_batch
 
     async def crash_after_two(plan: Any, batch: Any) -> None:
         if len(written) == 2:
@@ -223,7 +224,7 @@ def test_interrupted_run_resumes(
         await real(plan, batch)
         written.append(len(batch))
 
-    monkeypatch.setattr(catalog, "_write_batch", crash_after_two)
+    monkeypatch.setattr(catalog._write, "_write_batch", crash_after_two)
     sources = _shuffled(zdaily[:N_IMPORT])
     with pytest.raises(RuntimeError, match="injected"):
         repo.import_catalog(sources, "era5", workers=1, batch_size=6)
@@ -231,7 +232,7 @@ def test_interrupted_run_resumes(
     assert repo.branches["main"] == tip and not repo.status().modified
     active = repo.list_active_sessions()
     assert [s.message for s in active] == ["import_catalog /era5"]
-    monkeypatch.setattr(catalog, "_write_batch", real)
+    monkeypatch.setattr(catalog._write, "_write_batch", real)
 
     report = repo.import_catalog(sources, "era5", workers=1, batch_size=6)
     assert (report.sources, report.skipped) == (N_IMPORT, 0)
