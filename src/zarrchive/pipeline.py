@@ -56,11 +56,19 @@ _Decode = Callable[[Any, ArraySpec], Any]
 _Item = tuple[ArraySpec, Any, Any, str, "ChunkRef | None"]
 
 
+def _wrappers() -> Any:
+    """zarr's (private) numcodecs wrapper module, or None if zarr moved it."""
+    try:
+        from zarr.codecs.numcodecs import _codecs
+    except ImportError:  # then those codecs take zarr's own path
+        return None
+    return _codecs
+
+
 def _numcodecs_decoder(codec: Codec) -> _Decode | None:
     """Synchronous decode of zarr's numcodecs wrappers (their async one hops threads)."""
-    try:
-        from zarr.codecs.numcodecs import _codecs as wrappers
-    except ImportError:  # zarr moved its private wrappers: use zarr's own path
+    wrappers = _wrappers()
+    if wrappers is None:
         return None
     from zarr.core.buffer.cpu import as_numpy_array_wrapper
 
@@ -104,9 +112,8 @@ def _numpy_bytes_decoder(codec: Codec) -> Callable[[Any], Any] | None:
     """
     from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
-    try:
-        from zarr.codecs.numcodecs import _codecs as wrappers
-    except ImportError:
+    wrappers = _wrappers()
+    if wrappers is None:
         return None
     attr = {GzipCodec: "_gzip_codec", ZstdCodec: "_zstd_codec", BloscCodec: "_blosc_codec"}.get(
         type(codec)  # type: ignore[arg-type]
@@ -120,9 +127,8 @@ def _numpy_bytes_decoder(codec: Codec) -> Callable[[Any], Any] | None:
 def _numpy_array_decoder(codec: Codec, spec: ArraySpec) -> Callable[[Any], Any] | None:
     from zarr.codecs import TransposeCodec
 
-    try:
-        from zarr.codecs.numcodecs import _codecs as wrappers
-    except ImportError:
+    wrappers = _wrappers()
+    if wrappers is None:
         return None
     if type(codec) is TransposeCodec:
         inverse = tuple(int(i) for i in np.argsort(codec.order))
