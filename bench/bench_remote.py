@@ -661,49 +661,18 @@ class ObstoreClient:
         return out
 
 
-def obstore_s3_config(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(S3Config, ClientConfig) for s3fs-style storage options; unknown options are refused.
-
-    A sketch of the mapping an integration needs: endpoint_url -> endpoint (plain http
-    needs allow_http), key/secret/token -> access_key_id/secret_access_key/session_token,
-    region_name (top level or in client_kwargs) -> region, anon -> skip_signature,
-    requester_pays -> request_payer, use_ssl=False -> allow_http.
-    """
-    config: dict[str, Any] = {}
-    client: dict[str, Any] = {}
-    for name, value in options.items():
-        if name == "endpoint_url":
-            config["endpoint"] = value
-            if str(value).startswith("http://"):
-                client["allow_http"] = True
-        elif name in ("key", "secret", "token"):
-            target = {"key": "access_key_id", "secret": "secret_access_key"}
-            config[target.get(name, "session_token")] = value
-        elif name in ("region", "region_name"):
-            config["region"] = value
-        elif name == "client_kwargs":
-            for inner, v in value.items():
-                if inner != "region_name":
-                    raise ValueError(f"no obstore equivalent for client_kwargs[{inner!r}]")
-                config["region"] = v
-        elif name == "anon":
-            config["skip_signature"] = bool(value)
-        elif name == "requester_pays":
-            config["request_payer"] = bool(value)
-        elif name == "use_ssl":
-            client["allow_http"] = not value
-        elif name != "skip_instance_cache":
-            raise ValueError(f"no obstore equivalent for the s3fs option {name!r}")
-    return config, client
-
-
 def obstore_store(
     protocol: str, endpoint: str, options: dict[str, Any], bucket: str = BUCKET
 ) -> Any:
     from obstore.store import HTTPStore, S3Store
 
     if protocol == "s3":
-        config, client = obstore_s3_config(options)
+        from zarrchive._obstore import s3_config  # the mapping zarrchive itself uses
+
+        mapped = s3_config(options)
+        if mapped is None:
+            raise ValueError(f"no obstore equivalent for these s3fs options: {sorted(options)}")
+        config, client = mapped
         return S3Store(bucket, config=config, client_options=client)
     return HTTPStore.from_url(endpoint, client_options={"allow_http": True})
 
@@ -750,6 +719,20 @@ class ObstoreFS:
         if modified is not None and modified.timestamp() == 0:
             modified = None  # HTTPStore reports 1970-01-01 when there is no Last-Modified
         return {"size": meta["size"], "ETag": meta["e_tag"], "LastModified": modified}
+
+
+@contextlib.contextmanager
+def fsspec_sources() -> Iterator[None]:
+    """Make SourceReaders read s3:// through s3fs (zarrchive prefers obstore there)."""
+    before = os.environ.get("ZARRCHIVE_S3_CLIENT")
+    os.environ["ZARRCHIVE_S3_CLIENT"] = "fsspec"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ZARRCHIVE_S3_CLIENT", None)
+        else:
+            os.environ["ZARRCHIVE_S3_CLIENT"] = before
 
 
 @contextlib.contextmanager
@@ -1042,7 +1025,7 @@ def e2e(server: Server, data: Dataset, n_daily: int, rounds: int, workdir: Path)
             raise RuntimeError(f"{server.name} e2e {name}: values differ from the files")
 
     probe = Probe(server.pid)
-    modes = {"fsspec": contextlib.nullcontext, "obstore": obstore_sources}
+    modes = {"fsspec": fsspec_sources, "obstore": obstore_sources}
     useful = {
         "daily": sum(c.end - c.start for c in data.daily[: n_daily * 4]),
         "hourly": sum(c.end - c.start for c in data.hourly),

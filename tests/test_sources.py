@@ -640,6 +640,17 @@ def test_s3_clients_agree(
 
     fs, stat, data = asyncio.run(run())
     assert isinstance(fs, ObstoreS3) == (client == "obstore")
+    other_choice = "fsspec" if client == "obstore" else "obstore"
+
+    async def before_and_after_switch() -> tuple[Any, Any]:  # one loop: shared clients
+        before = SourceReader()._fs(url, s3_server)
+        monkeypatch.setenv("ZARRCHIVE_S3_CLIENT", other_choice)
+        return before, SourceReader()._fs(url, s3_server)
+
+    monkeypatch.setenv("ZARRCHIVE_S3_CLIENT", client)
+    before, after = asyncio.run(before_and_after_switch())
+    assert isinstance(before, ObstoreS3) == (client == "obstore")
+    assert isinstance(after, ObstoreS3) == (other_choice == "obstore")
     etag = s3fs.S3FileSystem(**s3_server).info(key)["ETag"].strip('"')
     assert stat.checksum == f"size=1000;etag={etag}"
     assert data == b"0123456789" * 2

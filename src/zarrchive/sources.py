@@ -480,7 +480,10 @@ def filesystem_for(protocol: str, options: Mapping[str, Any]) -> AsyncFileSystem
         loop: Any = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    key = (protocol, repr(sorted(options.items())))
+    s3 = protocol in ("s3", "s3a")
+    # which S3 client is wanted can change in a process (ZARRCHIVE_S3_CLIENT)
+    choice = os.environ.get("ZARRCHIVE_S3_CLIENT", "obstore") if s3 else ""
+    key = (protocol, repr(sorted(options.items())) + choice)
     entries = _SHARED.setdefault(key, [])
     entries[:] = [(ref, fs) for ref, fs in entries if ref() is not None]
     for ref, fs in entries:
@@ -489,7 +492,7 @@ def filesystem_for(protocol: str, options: Mapping[str, Any]) -> AsyncFileSystem
     cls = fsspec.get_filesystem_class(protocol)
     opts = {"skip_instance_cache": True, **options}
     fast = None
-    if protocol in ("s3", "s3a"):
+    if s3:
         from ._obstore import s3_client
 
         fast = s3_client(options)  # measured faster than s3fs (bench/remote.md)
