@@ -222,7 +222,10 @@ async def scan(
                     inline=[d for _, d in arr.inline],
                 )
             )
-        refs = Manifest.merge(parts, ndim) if parts else Manifest.empty(ndim)
+        if len(parts) == 1:  # one table, one reference per chunk: nothing to merge
+            refs = parts[0]
+        else:
+            refs = Manifest.merge(parts, ndim) if parts else Manifest.empty(ndim)
         tree.arrays[path] = ImportedArray(arr.meta, refs)
 
     notes = []
@@ -385,9 +388,14 @@ class _Dim:
     def current_size(self, f: Any) -> int:
         if self.unlimited and not self._resolved:
             self._resolved = True
+            from h5py import h5a, h5r
+
             try:
-                for ref, axis in self.ds.attrs.get("REFERENCE_LIST", []):
-                    self.size = max(self.size, int(f[ref].shape[int(axis)]))
+                if h5a.exists(self.ds.id, b"REFERENCE_LIST"):
+                    users, _ = _attr_read(h5a.open(self.ds.id, b"REFERENCE_LIST"))
+                    for ref, axis in np.asarray(users).reshape(-1).tolist():
+                        shape = h5r.dereference(ref, f.id).shape
+                        self.size = max(self.size, int(shape[int(axis)]))
             except Exception:  # noqa: BLE001 - a broken REFERENCE_LIST only loses this hint
                 pass
         return self.size
@@ -479,8 +487,8 @@ class _Walker:
         while stack:
             path, grp, parent_dims = stack.pop()
             gdims = _GroupDims(parent_dims)
-            self.out.groups[path] = convert_group(self._attrs(grp, path))
-            datasets: list[tuple[str, Any, dict[str, Any]]] = []
+            self.out.groups[path] = convert_group(self._attrs(_read_attrs(grp.id), path))
+            datasets: list[tuple[str, Any, _ObjAttrs]] = []
             phony: Counter[int] = Counter()
             children: list[tuple[str, Any]] = []
             for name in grp:
@@ -523,7 +531,8 @@ class _Walker:
                             "left out"
                         )
                         continue
-                    raw = _raw_attrs(obj)
+                    attrs = _read_attrs(oid)
+                    raw = attrs.raw
                     if _is_scale(raw):
                         self.real_dims += 1
                         shape = obj.shape or ()
@@ -542,20 +551,20 @@ class _Walker:
                             obj,
                         )
                         if not _not_a_variable(raw):
-                            datasets.append((name, obj, raw))
+                            datasets.append((name, obj, attrs))
                     else:
                         if obj.ndim and self._unlabeled(raw, obj.ndim):
                             phony |= Counter(int(s) for s in obj.shape)
-                        datasets.append((name, obj, raw))
+                        datasets.append((name, obj, attrs))
             labeled = Counter(d.maxsize for d in gdims.dims.values() if not d.phony)
             for size, count in phony.items():
                 for _ in range(labeled[size], count):
                     self._new_phony(gdims, size)
-            for name, ds, raw in datasets:
+            for name, ds, ds_attrs in datasets:
                 out_name = _text(name)
                 if out_name.startswith(_NON_COORD):
                     out_name = out_name[len(_NON_COORD) :]
-                self._dataset(_join(path, out_name), ds, raw, gdims, _text(name))
+                self._dataset(_join(path, out_name), ds, ds_attrs, gdims, _text(name))
             for name, obj in reversed(children):
                 stack.append((_join(path, _text(name)), obj, gdims))
         if self.dropped_attrs:
@@ -580,16 +589,11 @@ class _Walker:
         self.out.problems.append(_Problem(path, reason, inline_as))
 
     # ------------------------------------------------------------------ attributes
-    def _attrs(self, obj: Any, path: str) -> dict[str, Any]:
+    def _attrs(self, attrs: _ObjAttrs, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        attrs = obj.attrs
-        for name in attrs:
-            if name in _HIDDEN_ATTRS:
-                continue
-            try:
-                value = _attr_value(attrs, name)
-            except _NotJson as exc:
-                self.dropped_attrs.append(f"/{path}@{_text(name)} ({exc})")
+        for name, value in attrs.plain.items():
+            if isinstance(value, _NotJson):
+                self.dropped_attrs.append(f"/{path}@{_text(name)} ({value})")
                 continue
             out[_text(name)] = value
         return out
@@ -634,18 +638,19 @@ class _Walker:
         return dims
 
     def _ref_name(self, ref: Any) -> str | None:
-        try:
-            return _text(self.f[ref].name).split("/")[-1]
+        from h5py import h5r
+
+        try:  # the name alone: opening the object as ``self.f[ref]`` costs 5x more
+            name = h5r.get_name(ref, self.f.id)
         except Exception:  # noqa: BLE001 - a dangling reference names no dimension
             return None
+        return None if name is None else _text(name).split("/")[-1]
 
     # ------------------------------------------------------------------ datasets
-    def _dataset(
-        self, path: str, ds: Any, raw: Mapping[str, Any], gdims: _GroupDims, h5name: str
-    ) -> None:
-        attrs = self._attrs(ds, path)
+    def _dataset(self, path: str, ds: Any, read: _ObjAttrs, gdims: _GroupDims, h5name: str) -> None:
+        attrs = self._attrs(read, path)
         attrs.pop("_ARRAY_DIMENSIONS", None)
-        dims = self._dims(ds, raw, gdims, h5name)
+        dims = self._dims(ds, read.raw, gdims, h5name)
         # like netCDF-C and h5netcdf, a variable is as long as its dimensions: a dataset
         # shorter than its (unlimited) dimension reads as the fill value beyond its end
         shape = tuple(
@@ -915,16 +920,57 @@ def _obj_key(obj: Any) -> tuple[Any, ...]:
     return (info.fileno, token if token is not None else info.addr)
 
 
-def _raw_attrs(obj: Any) -> dict[str, Any]:
-    """The attributes that name dimensions (read raw; unreadable ones are absent)."""
-    out: dict[str, Any] = {}
-    attrs = obj.attrs
-    for name in ("CLASS", "NAME", "DIMENSION_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates"):
+#: the hidden attributes that name dimensions: read raw, kept out of the JSON attributes
+_RAW_ATTRS = frozenset({"CLASS", "NAME", "DIMENSION_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates"})
+
+
+@dataclass(slots=True)
+class _ObjAttrs:
+    """One object's attributes, read in one low-level pass: ``raw`` the dimension hints
+    (unreadable ones absent), ``plain`` the others as JSON, or :class:`_NotJson` why not."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+    plain: dict[str | bytes, Any] = field(default_factory=dict)
+
+
+def _read_attrs(oid: Any) -> _ObjAttrs:
+    """Every attribute of the object ``oid`` (a low-level h5py ID).
+
+    Through h5py's low-level API, in the file's attribute order (creation order where the
+    file tracks it, else by name, as ``obj.attrs`` iterates): each attribute is opened
+    once, and its type and shape are asked for once. ``h5py.AttributeManager`` opens an
+    attribute again for each of these, and the scan of a NetCDF4 file spent most of its time
+    there. Values are read as ``AttributeManager.__getitem__`` reads them.
+    """
+    from h5py import h5, h5a, h5p
+
+    cpl = oid.get_create_plist()
+    tracked = cpl.get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
+    names: list[bytes] = []
+    h5a.iterate(
+        oid,
+        lambda name, *_: names.append(name),
+        index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME,
+    )
+    out = _ObjAttrs()
+    for bname in names:
         try:
-            if name in attrs:
-                out[name] = attrs[name]
-        except Exception:  # noqa: BLE001, S112 - an unreadable hint is no hint
+            name: str | bytes = bname.decode("utf-8")
+        except UnicodeDecodeError:
+            name = bname
+        if name in _HIDDEN_ATTRS:
+            if name in _RAW_ATTRS:
+                try:
+                    out.raw[name] = _attr_read(h5a.open(oid, bname))[0]
+                except Exception:  # noqa: BLE001, S112 - an unreadable hint is no hint
+                    continue
             continue
+        try:
+            out.plain[name] = _attr_json(*_attr_read(h5a.open(oid, bname)))
+        except _NotJson as exc:
+            out.plain[name] = exc
+        except Exception as exc:  # noqa: BLE001 - h5py cannot read this attribute's type
+            out.plain[name] = _NotJson(f"unreadable: {type(exc).__name__}")
     return out
 
 
@@ -1146,14 +1192,35 @@ class _NotJson(Exception):
     pass
 
 
-def _attr_value(attrs: Any, name: str) -> Any:
+def _attr_read(attr: Any) -> tuple[Any, np.dtype[Any]]:
+    """The value of the open attribute ``attr`` and its numpy type, as h5py's
+    ``AttributeManager.__getitem__`` reads it (``h5py.Empty`` for an empty dataspace)."""
+    import h5py
+    from h5py import h5t
+
+    dtype = attr.dtype
+    shape = attr.shape
+    if shape is None:
+        return h5py.Empty(dtype), dtype
+    mtype = h5t.py_create(dtype)
+    base = dtype
+    if dtype.subdtype is not None:  # numpy has no top-level array type: a wider array
+        base, sub = dtype.subdtype
+        shape = shape + sub
+    arr = np.zeros(shape, dtype=base)
+    attr.read(arr, mtype=mtype)
+    sinfo = h5t.check_string_dtype(base)
+    if sinfo is not None and sinfo.length is None:
+        arr = np.array(
+            [b.decode("utf-8", "surrogateescape") for b in arr.flat], dtype=base
+        ).reshape(arr.shape)
+    return (arr[()] if arr.ndim == 0 else arr), dtype
+
+
+def _attr_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """An attribute's value (from :func:`_attr_read`) as JSON, or :class:`_NotJson`."""
     import h5py
 
-    try:
-        value = attrs[name]
-        dtype = attrs.get_id(name).dtype
-    except Exception as exc:  # noqa: BLE001 - h5py cannot read this attribute's type
-        raise _NotJson(f"unreadable: {type(exc).__name__}") from exc
     if isinstance(value, h5py.Empty):
         return "" if h5py.check_string_dtype(value.dtype) is not None else []
     sinfo = h5py.check_string_dtype(dtype)
