@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
+from ._sync import offload
 from .errors import InvalidInputError, SourceModifiedError, StorageError, UnauthorizedSourceError
 
 __all__ = [
@@ -438,7 +439,7 @@ class SourceReader:
         """
         path = local_path(url)
         if path is not None:
-            return _local_stat(await asyncio.to_thread(os.stat, path))
+            return _local_stat(await offload(os.stat, path))
         return _remote_stat(await self._fs(url, dict(options or {}))._info(url))
 
     async def _verify_remote(self, fs: AsyncFileSystem, url: str, checksum: str) -> None:

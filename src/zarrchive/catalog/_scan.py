@@ -372,14 +372,28 @@ async def _decode_arrays(
     return dict(zip(names, values, strict=True))
 
 
+#: set in a catalog's own worker processes (see :func:`scanning_process`)
+_OWN_PROCESS: list[bool] = [False]
+
+
+def scanning_process() -> None:
+    """Declare this process a catalog's scanning worker: zarr's loop here serves nobody else,
+    so a local source is parsed on it directly (:func:`zarrchive._sync.blocking_allowed`)
+    instead of in a thread."""
+    _OWN_PROCESS[0] = True
+
+
 def scan_source(job: ScanJob) -> ScanResult:
     """Scan one source (blocking; runs in a worker process, a thread or on a Dask worker)."""
-    from .._sync import sync
+    from .._sync import blocking_allowed, sync
 
     try:
         # a file already in the dataset is decided by one stat: no need to recognise it
         fmt, head = (None, b"") if job.url in job.known else _detect(job.url, job.options)
-        tree = sync(_scan_tree(job, fmt))
+        # remote sources never: their parse waits for the network (maybe through this loop)
+        inline = _OWN_PROCESS[0] and local_path(job.url) is not None
+        with blocking_allowed(inline):
+            tree = sync(_scan_tree(job, fmt))
         if tree is None:
             return ScanResult(job.url, fmt or "", skipped=True)
         assert fmt is not None

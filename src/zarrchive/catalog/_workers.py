@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..errors import ZarrchiveError
-from ._scan import ScanJob, ScanResult, scan_source
+from ._scan import ScanJob, ScanResult, scan_source, scanning_process
 
 #: without an explicit ``workers``, one more scanning process per this many sources (the
 #: calling process is the first; at most one per CPU and 8 in all)
@@ -72,7 +72,9 @@ async def _scan_here_and_in_pool(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=_spawn_context())
+    pool = ProcessPoolExecutor(
+        max_workers=processes, mp_context=_spawn_context(), initializer=scanning_process
+    )
     starting: set[asyncio.Future[Any]] = {
         asyncio.wrap_future(pool.submit(_worker_ready)) for _ in range(processes)
     }

@@ -57,7 +57,6 @@ a warning giving their offsets.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import re
 import struct
@@ -68,6 +67,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .._sync import offload
 from ..codecs.grib import check_structure
 from ..errors import (
     FormatError,
@@ -1099,7 +1099,7 @@ async def scan(
                 f"{url}: cannot be read as GRIB ({type(exc).__name__}: {exc})"
             ) from exc
 
-    tree, issued = await asyncio.to_thread(run)
+    tree, issued = await offload(run)
     for message in issued:
         warnings.warn(message, UserWarning, stacklevel=2)
     if storage_options:

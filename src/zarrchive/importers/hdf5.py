@@ -75,7 +75,6 @@ and ``contiguous_chunk_size`` (bytes, default 8 MiB; 0 keeps contiguous datasets
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import glob
 import json
@@ -89,6 +88,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._sync import offload
 from ..errors import InvalidInputError, NotFoundError, UnsupportedFeatureError, ZarrchiveError
 from ..format import INLINE, Manifest
 from ..sources import local_path
@@ -172,7 +172,7 @@ async def scan(
     except FileNotFoundError:
         raise NotFoundError(f"source {url!r} does not exist") from None
     options = _Options(on_unsupported, inline_threshold, contiguous_chunk_size or 0)
-    parsed = await asyncio.to_thread(_parse_file, url, storage_options, options, st.size)
+    parsed = await offload(_parse_file, url, storage_options, options, st.size)
 
     if parsed.problems and on_unsupported == "raise":
         n = len(parsed.problems)

@@ -51,7 +51,6 @@ truncated file); variable names Zarr cannot hold (``__*``, ``zarr.json``) raise
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 import struct
@@ -63,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from .._sync import offload
 from ..errors import (
     InvalidInputError,
     NotFoundError,
@@ -639,7 +639,7 @@ async def scan(
         st = await stat(url)
     except FileNotFoundError:
         raise NotFoundError(f"source {url!r} does not exist") from None
-    header = await asyncio.to_thread(_read_header, url, st.size, storage_options, url)
+    header = await offload(_read_header, url, st.size, storage_options, url)
     tree = build_tree(header, url, st.size, st.checksum, max_chunk_bytes=max_chunk_bytes)
     if storage_options:
         tree.source_options = {container_of(url): dict(storage_options)}

@@ -49,7 +49,6 @@ by the codec as tifffile decodes them (bilevel images as bool arrays). Option:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -61,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from .._sync import offload
 from ..codecs.tiff import (
     BYTE_COMPRESSIONS,
     IMAGE_COMPRESSIONS,
@@ -108,7 +108,7 @@ async def scan(
         source = await stat(url)
     except FileNotFoundError:
         raise NotFoundError(f"source {url!r} does not exist") from None
-    parsed = await asyncio.to_thread(_parse, url, storage_options, bool(overviews))
+    parsed = await offload(_parse, url, storage_options, bool(overviews))
     for message in parsed.warnings:
         warnings.warn(message, UserWarning, stacklevel=2)
     tree = ImportedTree()
