@@ -309,7 +309,8 @@ async def import_catalog(
         # a worker process takes a second to start: small catalogs scan in this process only
         workers = min(_cpu_count(), 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
     collector = _Collector(dim)
-    with _Progress(_stderr_is_tty()) as progress:
+    async with contextlib.AsyncExitStack() as cleanup:
+        progress = cleanup.enter_context(_Progress(_stderr_is_tty()))
         advance = progress.task(f"scanning {len(jobs)} sources", len(jobs))
 
         def on_result(res: ScanResult) -> None:
@@ -319,7 +320,12 @@ async def import_catalog(
         # xarray's CF coding imports a second's worth of modules on first use (dask among
         # them, when installed): let that happen while workers start and scan
         await _scan_all(
-            jobs, workers, client, on_result, lambda: asyncio.to_thread(_warm_up_cf, dim)
+            jobs,
+            workers,
+            client,
+            on_result,
+            lambda: asyncio.to_thread(_warm_up_cf, dim),
+            cleanup,
         )
         await asyncio.to_thread(collector.decode)
         new = collector.sources

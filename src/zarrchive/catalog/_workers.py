@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,10 +30,13 @@ async def _scan_all(
     client: Any,
     on_result: Callable[[ScanResult], None],
     warm_up: Callable[[], Awaitable[None]] | None = None,
+    cleanup: contextlib.AsyncExitStack | None = None,
 ) -> None:
     """Scan ``jobs`` (see :func:`_scan_here_and_in_pool`). ``warm_up`` is run meanwhile when
     worker processes or a cluster do the scanning; scanning only in this process, it is
-    left to whoever needs its imports later (running it alongside would just slow both)."""
+    left to whoever needs its imports later (running it alongside would just slow both).
+    Worker processes are told to exit as soon as the scan is done, and waited for when
+    ``cleanup`` closes (meanwhile the caller goes on with the results)."""
     processes = min(workers, len(jobs)) - 1
     if client is not None:
         warming = asyncio.ensure_future(warm_up()) if warm_up is not None else None
@@ -48,7 +52,7 @@ async def _scan_all(
         while queue:
             on_result(await asyncio.to_thread(scan_source, queue.popleft()))
         return
-    await _scan_here_and_in_pool(queue, processes, on_result, warm_up)
+    await _scan_here_and_in_pool(queue, processes, on_result, warm_up, cleanup)
 
 
 async def _scan_here_and_in_pool(
@@ -56,6 +60,7 @@ async def _scan_here_and_in_pool(
     processes: int,
     on_result: Callable[[ScanResult], None],
     warm_up: Callable[[], Awaitable[None]] | None = None,
+    cleanup: contextlib.AsyncExitStack | None = None,
 ) -> None:
     """Scan the queue in this process and in ``processes`` worker processes at once.
 
@@ -126,8 +131,17 @@ async def _scan_here_and_in_pool(
         f.cancel()
     if starting:
         _stop_pool(pool, ready)
-    else:
+    elif cleanup is None:
         await asyncio.to_thread(pool.shutdown)
+    else:  # a worker takes ~0.1 s to exit: let it, while the caller writes
+        exiting = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False)
+        cleanup.push_async_callback(asyncio.to_thread, _join, exiting)
+
+
+def _join(processes: Sequence[Any]) -> None:
+    for proc in processes:
+        proc.join()
 
 
 #: sources handed to each worker process ahead of time
