@@ -118,11 +118,70 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
     assert usage.returncode == 2
 
 
+def _daily(folder, days: range) -> list[str]:
+    """One small NetCDF4 file per day (written by xarray's netCDF4 engine)."""
+    import pandas as pd
+
+    folder.mkdir(exist_ok=True)
+    out = []
+    for i in days:
+        ds = xr.Dataset(
+            {"t2m": (("time", "x"), np.full((1, 6), 270.0 + i, dtype="f4"), {"units": "K"})},
+            coords={"time": pd.date_range("2024-01-01", periods=20)[i : i + 1], "x": np.arange(6)},
+        )
+        path = folder / f"t2m_{i:02d}.nc"
+        ds.to_netcdf(path, engine="netcdf4")
+        out.append(str(path))
+    return out
+
+
+def test_cli_import_and_append_catalog(tmp_path) -> None:
+    files = _daily(tmp_path / "daily", range(8))
+    repo = str(tmp_path / "repo")
+    base = ["--repo", repo, "--authorize", f"file://{tmp_path}/daily/"]
+    run("--repo", repo, "init")
+    glob = str(tmp_path / "daily" / "t2m_0[0-5].nc")
+    report = json.loads(run(*base, "--json", "import-catalog", glob, "--path", "era5").stdout)
+    assert (report["sources"], report["skipped"], report["path"]) == (6, 0, "era5")
+    # one t2m chunk per day, x once, time as one native chunk
+    assert report["references"] == 6 + 1 + 1 and report["commit"]
+
+    # a rerun adds nothing and makes no commit; the text report says so
+    again = run(*base, "import-catalog", glob, "--path", "era5").stdout
+    assert "nothing to add" in again and "no commit" in again
+
+    # tomorrow's files (a list file) land as one commit
+    listing = tmp_path / "new.txt"
+    listing.write_text("\n".join(files[6:]) + "\n")
+    appended = json.loads(
+        run(*base, "--json", "append-catalog", str(listing), "-p", "era5", "-m", "two days").stdout
+    )
+    assert appended["sources"] == 2
+    log = json.loads(run(*base, "--json", "log").stdout)
+    assert [c["message"] for c in log][:2] == ["two days", "import_catalog /era5: 6 sources"]
+    assert log[0]["id"] == appended["commit"]
+
+    import zarrchive
+
+    got = zarrchive.Repo.open(repo, authorize_virtual=[f"file://{tmp_path}/daily/"])
+    expected = xr.combine_by_coords([xr.open_dataset(f, engine="netcdf4") for f in files])
+    xr.testing.assert_equal(got.to_xarray("era5").load(), expected.load())
+
+    # a bad source: a one-line error, exit status 1, and the branch as it was
+    (tmp_path / "daily" / "t2m_99.nc").write_bytes(b"not a netCDF file")
+    junk = str(tmp_path / "daily" / "t2m_99.nc")
+    bad = run(*base, "append-catalog", junk, "-p", "era5", ok=False)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "t2m_99.nc" in bad.stderr
+    assert json.loads(run(*base, "--json", "log").stdout)[0]["id"] == appended["commit"]
+
+
 @pytest.mark.parametrize(
     "command",
     [
         "init",
         "import",
+        "import-catalog",
+        "append-catalog",
         "status",
         "log",
         "branch",

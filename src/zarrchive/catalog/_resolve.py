@@ -159,6 +159,25 @@ def _catalog_from_doc(
     )
 
 
+#: names that say "a source", whatever its first bytes (the others may be lists or catalogs)
+_DATA_SUFFIXES = (
+    ".nc",
+    ".nc3",
+    ".nc4",
+    ".cdf",
+    ".h5",
+    ".hdf5",
+    ".he5",
+    ".grib",
+    ".grib2",
+    ".grb",
+    ".grb2",
+    ".tif",
+    ".tiff",
+    ".zarr",
+)
+
+
 def _catalog_from_file(name: str, options: Mapping[str, Any] | None) -> Catalog:
     """A single source, a text file of URLs, or a JSON / YAML catalog file."""
     from ..importers._detect import detect_format
@@ -174,7 +193,9 @@ def _catalog_from_file(name: str, options: Mapping[str, Any] | None) -> Catalog:
         detect_format(head)
         return Catalog((SourceSpec(normalize_url(name), _merged(options)),))
     except UnsupportedFeatureError:
-        pass
+        # named like a data file: a broken source (its scan says why), not a list of URLs
+        if path.lower().endswith(_DATA_SUFFIXES):
+            return Catalog((SourceSpec(normalize_url(name), _merged(options)),))
     text = fs.cat_file(path).decode("utf-8", errors="replace")
     url = fs.unstrip_protocol(path) if "://" in name else os.path.abspath(path)
     base = posixpath.dirname(url) if "://" in url else os.path.dirname(url)
