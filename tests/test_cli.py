@@ -175,6 +175,43 @@ def test_cli_import_and_append_catalog(tmp_path) -> None:
     assert json.loads(run(*base, "--json", "log").stdout)[0]["id"] == appended["commit"]
 
 
+def test_cli_catalog_progress_on_a_terminal(tmp_path) -> None:
+    """A progress bar when stderr is a terminal (through a pseudo-terminal here)."""
+    import os
+    import pty
+
+    _daily(tmp_path / "daily", range(3))
+    repo = str(tmp_path / "repo")
+    run("--repo", repo, "init")
+    glob = str(tmp_path / "daily" / "*.nc")
+    leader, follower = pty.openpty()
+    cmd = [EXE] if EXE else [sys.executable, "-m", "zarrchive"]
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.run(
+        [*cmd, "--repo", repo, "import-catalog", glob, "-p", "era5"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+        timeout=120,
+        text=True,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the other side is closed and drained
+            break
+        if not data:
+            break
+        shown += data
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "3 sources added" in proc.stdout
+    text = shown.decode("utf-8", "replace")
+    assert "scanning 3 sources" in text and "writing 3 sources" in text
+
+
 @pytest.mark.parametrize(
     "command",
     [
