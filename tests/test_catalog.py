@@ -392,6 +392,13 @@ def test_glob_text_file_and_catalogs(zdaily: list[Path], tmp_path: Path, capsys:
     rel = [os.path.relpath(f, tmp_path) for f in reversed(files)]
     listing.write_text("# six days\n" + "\n".join(rel) + "\n\n")
     repo.import_catalog(str(listing), "by_text", workers=1)
+    # a list that mentions GRIB (in a comment, in folder names) is still a list
+    grib = tmp_path / "GRIB"
+    grib.mkdir()
+    for f in files:
+        (grib / f.name).symlink_to(f, target_is_directory=True)
+    listing.write_text("# GRIB\n" + "\n".join(f"GRIB/{f.name}" for f in files) + "\n")
+    repo.import_catalog(str(listing), "by_grib_named_text", workers=1)
 
     doc = {"path": "by_json", "concat_dim": "time", "sources": [{"url": str(f)} for f in files]}
     (tmp_path / "catalog.json").write_text(json.dumps(doc))
@@ -399,7 +406,7 @@ def test_glob_text_file_and_catalogs(zdaily: list[Path], tmp_path: Path, capsys:
     with pytest.raises(InvalidInputError, match="names path"):
         repo.import_catalog(tmp_path / "catalog.json", "elsewhere", workers=1)
 
-    names = ["by_glob", "by_text", "by_json"]
+    names = ["by_glob", "by_text", "by_grib_named_text", "by_json"]
     try:
         import yaml
     except ImportError:

@@ -22,13 +22,26 @@ def detect_format(head: bytes, *, where: str = "") -> Format:
         return "netcdf3"
     if head[:8] == _HDF5 or any(head[o : o + 8] == _HDF5 for o in (512, 1024, 2048)):
         return "hdf5"
-    if head[:4] == b"GRIB":
+    if _grib_at(head, 0):
         return "grib"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
-    if b"GRIB" in head[:4096]:  # GRIB behind a header, e.g. a WMO bulletin heading
-        return "grib"
+    # GRIB behind a header, e.g. a WMO bulletin heading
+    i = head.find(b"GRIB", 1, 4096)
+    while i != -1:
+        if _grib_at(head, i):
+            return "grib"
+        i = head.find(b"GRIB", i + 1, 4096)
     raise UnsupportedFeatureError(
         f"{where or 'source'}: unrecognised format (first bytes {head[:8]!r}); zarrchive "
         "imports NetCDF3, NetCDF4/HDF5, GRIB, TIFF files and Zarr v2 stores"
     )
+
+
+def _grib_at(head: bytes, i: int) -> bool:
+    """Whether a GRIB indicator section starts at ``head[i]``: ``GRIB``, then the edition
+    number (0-3, where the GRIB importer accepts it) in its 8th byte. Text that merely
+    mentions GRIB (a list of ``.../GRIB/...`` paths) has a printable character there."""
+    if head[i : i + 4] != b"GRIB":
+        return False
+    return len(head) < i + 8 or head[i + 7] in (0, 1, 2, 3)
