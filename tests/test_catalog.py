@@ -478,6 +478,48 @@ def test_dask_client(zdaily: list[Path], tmp_path: Path) -> None:
     xr.testing.assert_identical(repo.to_xarray("era5").load(), _reference(files, "zarr_v2"))
 
 
+def test_small_remote_netcdf4_costs_two_requests(
+    s3_server: dict[str, Any], s3_requests: Any, tmp_path: Path
+) -> None:
+    """A small remote NetCDF4 file is recognised, parsed and its coordinates read from one
+    GET of its first bytes; its version comes from one HEAD, made first."""
+    import s3fs
+
+    from conftest import BUCKET
+
+    why = _available("netcdf4", tmp_path)
+    if why:
+        pytest.skip(why)
+    # 150-200 KB each: more than a 64 KiB head, less than the 512 KiB first read
+    days = [_day(i, shape=(120, 200)) for i in range(3)]
+    files = [_write(ds, tmp_path / f"day{i:03d}", "netcdf4") for i, ds in enumerate(days)]
+    assert all(64 * 1024 < f.stat().st_size < 512 * 1024 for f in files)
+    prefix = f"{BUCKET}/{uuid.uuid4().hex}"
+    fs = s3fs.S3FileSystem(**s3_server)
+    for f in files:
+        fs.put_file(str(f), f"{prefix}/{f.name}")
+    repo = zarrchive.Repo.create(tmp_path / "repo")
+    with s3_requests:
+        report = repo.import_catalog(
+            [f"s3://{prefix}/{f.name}" for f in files],
+            "era5",
+            workers=1,
+            storage_options=s3_server,
+        )
+    assert report.sources == 3
+    # the earliest file is scanned once more, for its whole tree (groups, static arrays)
+    for k, f in enumerate(files):
+        assert s3_requests.count("GET", f"/{f.name}") == (2 if k == 0 else 1), s3_requests.made
+        assert s3_requests.count("HEAD", f"/{f.name}") == (2 if k == 0 else 1), s3_requests.made
+        # the version is taken before the bytes are read: if the object is replaced in
+        # between, its references record the old version and reading them fails, rather
+        # than recording the new version with offsets parsed from the old bytes
+        mine = [m for m, p in s3_requests.made if p.endswith(f"/{f.name}")]
+        assert mine[:2] == ["HEAD", "GET"], mine
+    ds = zarrchive.Repo.open(tmp_path / "repo", authorize_virtual={"s3://": s3_server})
+    xr.testing.assert_identical(ds.to_xarray("era5").load(), _reference(files, "netcdf4"))
+
+
 def test_s3_sources(s3_server: dict[str, Any], tmp_path: Path) -> None:
     import s3fs
 

@@ -11,6 +11,7 @@ through :func:`zarrchive._sync.sync`. Must not import the importing side of the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import json
@@ -55,8 +56,9 @@ from ._resolve import _url_to_fs
 HASH_LIMIT = 1 << 20
 
 
-#: bytes read from the start of a remote source to recognise it (see :func:`_detect`)
-_REMOTE_HEAD = 64 * 1024
+#: bytes read from the start of a remote source to recognise it (see :func:`_detect`): as
+#: much as the HDF5 importer's first read, so that a small file needs no other request
+_REMOTE_HEAD = 512 * 1024
 
 
 _READER: list[SourceReader] = []
@@ -113,8 +115,9 @@ class ScanResult:
 
 
 def _detect(url: str, options: Mapping[str, Any] | None) -> tuple[str, bytes]:
-    """The source's format, and its first bytes (remote sources: the first 64 KiB, which
-    often hold a small file's coordinates too; local ones: 4 KiB, enough to recognise it)."""
+    """The source's format, and its first bytes (remote sources: the first 512 KiB, which
+    are often a small file's whole, coordinates included; local ones: 4 KiB, enough to
+    recognise it)."""
     from ..importers._detect import detect_format
 
     path = local_path(url)
@@ -163,11 +166,15 @@ def _importer(fmt: str, url: str) -> Any:
         ) from None
 
 
-async def _scan_tree(job: ScanJob, fmt: str | None) -> ImportedTree | None:
+async def _scan_tree(
+    job: ScanJob, fmt: str | None, head: bytes = b"", first: Any = None
+) -> ImportedTree | None:
     """The source's tree, or None when it is already in the dataset (``job.known``).
-    ``fmt`` is None only for a URL in ``job.known``: a file, skipped or refused here."""
+    ``fmt`` is None only for a URL in ``job.known``: a file, skipped or refused here.
+    ``first``: the source's stat, taken before ``head`` was read (then ``head`` may stand in
+    for the importer's own first read)."""
     reader = _process_reader()
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {} if first is None else {job.url: first}
 
     async def stat(u: str) -> Any:
         s = stats.get(u)
@@ -186,7 +193,10 @@ async def _scan_tree(job: ScanJob, fmt: str | None) -> ImportedTree | None:
                 return None
             raise InvalidInputError(_changed(job.url, known, st.checksum))
     assert fmt is not None
-    tree = await _importer(fmt, job.url).scan(job.url, stat=stat, storage_options=job.options)
+    extra = {"prefetched": head} if fmt == "hdf5" and head and first is not None else {}
+    tree = await _importer(fmt, job.url).scan(
+        job.url, stat=stat, storage_options=job.options, **extra
+    )
     if fmt == "zarr_v2" and job.known:
         urls: dict[str, str | None] = {}
         for path, arr in tree.arrays.items():
@@ -388,12 +398,21 @@ def scan_source(job: ScanJob) -> ScanResult:
     from .._sync import blocking_allowed, sync
 
     try:
+        remote = local_path(job.url) is None
+        first = None
+        if remote and job.url not in job.known:
+            # the version before the bytes: a source replaced in between then has bytes
+            # newer than its recorded version, which reads detect, never the other way round
+            with contextlib.suppress(OSError):
+                first = sync(_process_reader().stat(job.url, job.options))
         # a file already in the dataset is decided by one stat: no need to recognise it
         fmt, head = (None, b"") if job.url in job.known else _detect(job.url, job.options)
+        if remote and first is None:
+            head = b""  # not known to be of the version the references will record
         # remote sources never: their parse waits for the network (maybe through this loop)
-        inline = _OWN_PROCESS[0] and local_path(job.url) is not None
+        inline = _OWN_PROCESS[0] and not remote
         with blocking_allowed(inline):
-            tree = sync(_scan_tree(job, fmt))
+            tree = sync(_scan_tree(job, fmt, head, first))
         if tree is None:
             return ScanResult(job.url, fmt or "", skipped=True)
         assert fmt is not None

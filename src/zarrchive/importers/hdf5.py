@@ -70,13 +70,17 @@ Options: ``on_unsupported`` (``"raise"``; ``"skip"`` leaves such datasets out, `
 copies those of at most 64 KiB, read and decoded with h5py, into the repository as inline
 chunks and leaves out the rest; both issue one ``UserWarning`` naming every dataset
 concerned), ``inline_threshold`` (bytes: chunks up to this size are copied inline, default 0)
-and ``contiguous_chunk_size`` (bytes, default 8 MiB; 0 keeps contiguous datasets whole).
+``contiguous_chunk_size`` (bytes, default 8 MiB; 0 keeps contiguous datasets whole) and
+``prefetched`` (the remote file's first bytes, when the caller has read them already, as a
+catalog import does to recognise the file: a file no longer than them is parsed from
+memory, sparing an open and a read of its own).
 """
 
 from __future__ import annotations
 
 import ctypes
 import glob
+import io
 import json
 import math
 import os
@@ -149,13 +153,15 @@ async def scan(
     on_unsupported: OnUnsupported = "raise",
     inline_threshold: int = 0,
     contiguous_chunk_size: int | None = _DEFAULT_CONTIGUOUS_CHUNK,
+    prefetched: bytes = b"",
     **unknown: Any,
 ) -> ImportedTree:
     """Scan the HDF5 / NetCDF4 file at ``url`` into an :class:`ImportedTree`."""
     if unknown:
         raise InvalidInputError(
             f"unknown option(s) for HDF5 / NetCDF4 import: {', '.join(sorted(unknown))}; "
-            "the options are on_unsupported, inline_threshold and contiguous_chunk_size"
+            "the options are on_unsupported, inline_threshold, contiguous_chunk_size and "
+            "prefetched"
         )
     if on_unsupported not in ("raise", "skip", "inline"):
         raise InvalidInputError(
@@ -172,7 +178,7 @@ async def scan(
     except FileNotFoundError:
         raise NotFoundError(f"source {url!r} does not exist") from None
     options = _Options(on_unsupported, inline_threshold, contiguous_chunk_size or 0)
-    parsed = await offload(_parse_file, url, storage_options, options, st.size)
+    parsed = await offload(_parse_file, url, storage_options, options, st.size, prefetched)
 
     if parsed.problems and on_unsupported == "raise":
         n = len(parsed.problems)
@@ -300,10 +306,13 @@ def _parse_file(
     storage_options: Mapping[str, Any] | None,
     options: _Options,
     size: int | None = None,
+    prefetched: bytes = b"",
 ) -> _Parsed:
     """The file's groups, arrays and problems (runs in a worker thread: h5py blocks).
 
     ``size``: the source's size from its stat (spares remote filesystems a second request).
+    ``prefetched``: the remote file's first bytes, if the caller read them already; a file
+    no longer than them is parsed from memory, without a request of its own.
     """
     import h5py
 
@@ -315,6 +324,10 @@ def _parse_file(
                 raw = open(path, "rb")  # noqa: SIM115 - closed below
                 handles.append(raw)
                 f = _open_local(h5py, path)
+            elif size is not None and len(prefetched) >= size:
+                raw = io.BytesIO(prefetched[:size])
+                handles.append(raw)
+                f = h5py.File(raw, "r", locking=False)
             else:
                 import fsspec
 
