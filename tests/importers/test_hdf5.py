@@ -266,6 +266,46 @@ def test_files_written_by_xarray(writer: str, tmp_path: Path) -> None:
         assert all(got[n].dtype == file[n].dtype for n in got.variables)
 
 
+def test_attribute_order_is_the_files(tmp_path: Path) -> None:
+    """Attributes keep the order the readers give: creation order where the file tracks it
+    (NetCDF4 files do: root group, subgroups and variables), by name where it does not."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    path = tmp_path / "ordered.nc"
+    names = ["title", "Conventions", "zeta", "alpha", "history"]
+    with netCDF4.Dataset(path, "w") as nc:
+        for i, name in enumerate(names):
+            nc.setncattr(name, f"root {i}")
+        nc.createDimension("x", 3)
+        v = nc.createVariable("v", "f4", ("x",))
+        v[:] = [1, 2, 3]
+        for i, name in enumerate(reversed(names)):
+            v.setncattr(name, i)
+        g = nc.createGroup("sub")
+        for name in ("z", "b", "m"):
+            g.setncattr(name, name)
+    repo = memory_repo()
+    repo.add_virtual_netcdf(path, "nc")
+    got = ours(repo, "nc")
+    for engine in ("netcdf4", "h5netcdf"):
+        file = native(path, engine)
+        assert list(got.attrs) == list(file.attrs) == names
+        assert list(got.v.attrs) == list(file.v.attrs) == names[::-1]
+        assert list(ours(repo, "nc/sub").attrs) == list(native(path, engine, "sub").attrs)
+    assert list(ours(repo, "nc/sub").attrs) == ["z", "b", "m"]
+
+    plain = tmp_path / "plain.h5"  # h5py does not track creation order by default
+    with h5py.File(plain, "w") as f:
+        for name in names:
+            f.attrs[name] = 1
+        f["d"] = np.arange(3)
+        for name in names:
+            f["d"].attrs[name] = 2
+    repo.add_virtual_hdf(plain, "h5")
+    with h5py.File(plain) as f:
+        assert list(repo.root_group["h5"].attrs) == list(f.attrs) == sorted(names)
+        assert list(repo.root_group["h5/d"].attrs) == list(f["d"].attrs) == sorted(names)
+
+
 def test_compact_datasets_never_read_as_zeros(tmp_path: Path) -> None:
     path = tmp_path / "compact.h5"
     values = {

@@ -955,8 +955,10 @@ def _read_attrs(oid: Any) -> _ObjAttrs:
     attribute again for each of these, and the scan of a NetCDF4 file spent most of its time
     there. Values are read as ``AttributeManager.__getitem__`` reads them.
     """
-    from h5py import h5, h5a, h5p
+    from h5py import h5, h5a, h5f, h5g, h5p
 
+    if isinstance(oid, h5f.FileID):  # the root group's own properties say how it orders
+        oid = h5g.open(oid, b"/")
     cpl = oid.get_create_plist()
     tracked = cpl.get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
     names: list[bytes] = []
