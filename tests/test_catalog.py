@@ -422,6 +422,32 @@ def test_glob_text_file_and_catalogs(zdaily: list[Path], tmp_path: Path, capsys:
     assert capsys.readouterr().err == ""  # no progress bar when stderr is not a terminal
 
 
+def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local catalogs: one process per CPU at most; remote ones (waiting on round trips):
+    up to two per CPU, at least 4; small catalogs are scanned in the calling process."""
+    from zarrchive.catalog import _workers
+
+    def jobs(n: int, url: str) -> list[Any]:
+        return [catalog.ScanJob(url.format(i), None, "time") for i in range(n)]
+
+    for cpus, n, local, remote in [
+        (2, 10, 1, 1),
+        (2, 40, 1, 2),
+        (2, 365, 2, 4),
+        (8, 365, 6, 8),
+        (1, 365, 1, 4),
+        (2, 0, 1, 1),
+    ]:
+        monkeypatch.setattr(_workers, "_cpu_count", lambda cpus=cpus: cpus)
+        assert _workers.default_workers(jobs(n, "file:///data/{}.nc")) == local, (cpus, n)
+        assert _workers.default_workers(jobs(n, "s3://bucket/{}.nc")) == remote, (cpus, n)
+    # decided by most of the sources
+    monkeypatch.setattr(_workers, "_cpu_count", lambda: 2)
+    mixed = jobs(200, "s3://bucket/{}.nc") + jobs(165, "file:///data/{}.nc")
+    assert _workers.default_workers(mixed) == 4
+    assert _workers.default_workers(mixed[::-1][:300]) == 2
+
+
 def test_process_pool(zdaily: list[Path], tmp_path: Path) -> None:
     files = zdaily[:30]
     repo = zarrchive.Repo.create(tmp_path / "repo")

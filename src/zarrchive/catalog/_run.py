@@ -36,7 +36,7 @@ from ._layout import _Layout, _layout_error
 from ._resolve import resolve_catalog
 from ._scan import ScanJob, ScanResult
 from ._target import _Existing, _existing, _existing_digest, _in, _known_for, _under
-from ._workers import _SOURCES_PER_WORKER, _cpu_count, _scan_all
+from ._workers import _scan_all, default_workers
 from ._write import _batches, _make_plan, _Plan
 
 if TYPE_CHECKING:
@@ -306,8 +306,7 @@ async def import_catalog(
     ]
     options_of = {s.url: s.options for s in cat.sources}
     if workers is None:
-        # a worker process takes a second to start: small catalogs scan in this process only
-        workers = min(_cpu_count(), 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
+        workers = default_workers(jobs)
     collector = _Collector(dim)
     async with contextlib.AsyncExitStack() as cleanup:
         progress = cleanup.enter_context(_Progress(_stderr_is_tty()))

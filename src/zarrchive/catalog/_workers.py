@@ -17,11 +17,32 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..errors import ZarrchiveError
+from ..sources import local_path
 from ._scan import ScanJob, ScanResult, scan_source, scanning_process
 
 #: without an explicit ``workers``, one more scanning process per this many sources (the
 #: calling process is the first; at most one per CPU and 8 in all)
 _SOURCES_PER_WORKER = 64
+#: the same for sources in object stores or on HTTP servers, whose scans mostly wait for
+#: round trips: up to two processes per CPU (at least 4), one per this many sources
+_REMOTE_SOURCES_PER_WORKER = 32
+
+
+def default_workers(jobs: Sequence[ScanJob]) -> int:
+    """How many processes scan ``jobs`` when the caller does not say.
+
+    A spawned process costs about half a second of CPU before it scans, so small catalogs
+    are scanned here only. Local sources keep a CPU busy (h5py's parse), so at most one
+    process per CPU. A remote source's scan is mostly two round trips (its version, then its
+    first 512 KiB), during which its process waits; h5py parses one file at a time per
+    process, so processes, not threads, overlap the waits: with 30 ms per request, 365 small
+    NetCDF4 files took 14.7 s with 2 processes and 7.8 s with 4 on 2 CPUs.
+    """
+    cpus = _cpu_count()
+    remote = sum(local_path(j.url) is None for j in jobs)
+    if jobs and remote * 2 > len(jobs):
+        return min(max(4, 2 * cpus), 8, 1 + len(jobs) // _REMOTE_SOURCES_PER_WORKER)
+    return min(cpus, 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
 
 
 async def _scan_all(
