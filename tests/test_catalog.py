@@ -423,8 +423,8 @@ def test_glob_text_file_and_catalogs(zdaily: list[Path], tmp_path: Path, capsys:
 
 
 def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Local catalogs: one process per CPU at most; remote ones (waiting on round trips):
-    up to two per CPU, at least 4; small catalogs are scanned in the calling process."""
+    """One process per CPU at most (remote catalogs: two even on one CPU), one per 64
+    sources (remote: 32); small catalogs are scanned in the calling process."""
     from zarrchive.catalog import _workers
 
     def jobs(n: int, url: str) -> list[Any]:
@@ -433,9 +433,10 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     for cpus, n, local, remote in [
         (2, 10, 1, 1),
         (2, 40, 1, 2),
-        (2, 365, 2, 4),
+        (2, 365, 2, 2),
         (8, 365, 6, 8),
-        (1, 365, 1, 4),
+        (8, 100, 2, 4),
+        (1, 365, 1, 2),
         (2, 0, 1, 1),
     ]:
         monkeypatch.setattr(_workers, "_cpu_count", lambda cpus=cpus: cpus)
@@ -444,8 +445,9 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     # decided by most of the sources
     monkeypatch.setattr(_workers, "_cpu_count", lambda: 2)
     mixed = jobs(200, "s3://bucket/{}.nc") + jobs(165, "file:///data/{}.nc")
-    assert _workers.default_workers(mixed) == 4
-    assert _workers.default_workers(mixed[::-1][:300]) == 2
+    monkeypatch.setattr(_workers, "_cpu_count", lambda: 8)
+    assert _workers.default_workers(mixed) == 8
+    assert _workers.default_workers(mixed[::-1][:300]) == 5
 
 
 def test_process_pool(zdaily: list[Path], tmp_path: Path) -> None:
@@ -544,6 +546,58 @@ def test_small_remote_netcdf4_costs_two_requests(
         assert mine[:2] == ["HEAD", "GET"], mine
     ds = zarrchive.Repo.open(tmp_path / "repo", authorize_virtual={"s3://": s3_server})
     xr.testing.assert_identical(ds.to_xarray("era5").load(), _reference(files, "netcdf4"))
+
+
+def test_remote_sources_are_fetched_together(
+    s3_server: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scan_sources stats and reads the first bytes of a batch of remote sources at once,
+    then parses them from those bytes: no source waits for another's round trips."""
+    import asyncio
+
+    import s3fs
+
+    from conftest import BUCKET
+    from zarrchive.catalog import _scan
+
+    why = _available("netcdf4", tmp_path)
+    if why:
+        pytest.skip(why)
+    files = [_write(_day(i), tmp_path / f"day{i:03d}", "netcdf4") for i in range(8)]
+    prefix = f"{BUCKET}/{uuid.uuid4().hex}"
+    fs = s3fs.S3FileSystem(**s3_server)
+    for f in files:
+        fs.put_file(str(f), f"{prefix}/{f.name}")
+    jobs = [catalog.ScanJob(f"s3://{prefix}/{f.name}", s3_server, "time") for f in files]
+    alone = [catalog.scan_source(j) for j in jobs]
+
+    reader = _scan._process_reader()
+    real_stat = reader.stat
+    waiting = [0, 0]  # now, most at once
+
+    async def stat(url: str, options: Any = None) -> Any:
+        waiting[0] += 1
+        waiting[1] = max(waiting)
+        try:
+            await asyncio.sleep(0.05)  # a round trip long enough for all to start
+            return await real_stat(url, options)
+        finally:
+            waiting[0] -= 1
+
+    def no_detect(url: str, options: Any) -> Any:
+        raise AssertionError(f"{url} was read again to recognise it")
+
+    monkeypatch.setattr(reader, "stat", stat)
+    monkeypatch.setattr(_scan, "_detect", no_detect)
+    together = catalog.scan_sources(jobs)
+    assert waiting[1] == len(jobs)
+    for a, b in zip(alone, together, strict=True):
+        assert (a.url, a.format, a.digests) == (b.url, b.format, b.digests)
+        np.testing.assert_array_equal(a.raw, b.raw)
+        assert a.tree is not None and b.tree is not None
+        assert {p: x.meta for p, x in a.tree.arrays.items()} == {
+            p: x.meta for p, x in b.tree.arrays.items()
+        }
 
 
 def test_s3_sources(s3_server: dict[str, Any], tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ into the session), :mod:`._run` (the whole run).
 from ._coords import decode_coordinate, decode_raw_coordinates, encode_coordinate
 from ._resolve import Catalog, SourceSpec, resolve_catalog
 from ._run import CatalogReport, import_catalog
-from ._scan import ScanJob, ScanResult, scan_source
+from ._scan import ScanJob, ScanResult, scan_source, scan_sources
 
 __all__ = [
     "Catalog",
@@ -62,4 +62,5 @@ __all__ = [
     "import_catalog",
     "resolve_catalog",
     "scan_source",
+    "scan_sources",
 ]

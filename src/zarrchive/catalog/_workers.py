@@ -18,13 +18,12 @@ from typing import Any
 
 from ..errors import ZarrchiveError
 from ..sources import local_path
-from ._scan import ScanJob, ScanResult, scan_source, scanning_process
+from ._scan import ScanJob, ScanResult, scan_source, scan_sources, scanning_process
 
 #: without an explicit ``workers``, one more scanning process per this many sources (the
 #: calling process is the first; at most one per CPU and 8 in all)
 _SOURCES_PER_WORKER = 64
-#: the same for sources in object stores or on HTTP servers, whose scans mostly wait for
-#: round trips: up to two processes per CPU (at least 4), one per this many sources
+#: the same for sources in object stores or on HTTP servers (at least 2 processes)
 _REMOTE_SOURCES_PER_WORKER = 32
 
 
@@ -32,16 +31,16 @@ def default_workers(jobs: Sequence[ScanJob]) -> int:
     """How many processes scan ``jobs`` when the caller does not say.
 
     A spawned process costs about half a second of CPU before it scans, so small catalogs
-    are scanned here only. Local sources keep a CPU busy (h5py's parse), so at most one
-    process per CPU. A remote source's scan is mostly two round trips (its version, then its
-    first 512 KiB), during which its process waits; h5py parses one file at a time per
-    process, so processes, not threads, overlap the waits: with 30 ms per request, 365 small
-    NetCDF4 files took 14.7 s with 2 processes and 7.8 s with 4 on 2 CPUs.
+    are scanned here only, and there is at most one process per CPU: scanning a local file
+    keeps a CPU busy (h5py's parse). A remote source's scan is mostly two round trips (its
+    version, then its first 512 KiB), which each process overlaps for 8 sources at a time
+    (:func:`._scan.scan_sources`); what is left is CPU again, so remote catalogs get a
+    process sooner (one per 32 sources) and two even on one CPU, but no more per CPU.
     """
     cpus = _cpu_count()
     remote = sum(local_path(j.url) is None for j in jobs)
     if jobs and remote * 2 > len(jobs):
-        return min(max(4, 2 * cpus), 8, 1 + len(jobs) // _REMOTE_SOURCES_PER_WORKER)
+        return min(max(2, cpus), 8, 1 + len(jobs) // _REMOTE_SOURCES_PER_WORKER)
     return min(cpus, 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
 
 
@@ -69,11 +68,27 @@ async def _scan_all(
                 await warming
         return
     queue = collections.deque(jobs)
+    batch = _batch_size(jobs)
     if processes < 1:
         while queue:
-            on_result(await asyncio.to_thread(scan_source, queue.popleft()))
+            for res in await asyncio.to_thread(scan_sources, _take(queue, batch)):
+                on_result(res)
         return
-    await _scan_here_and_in_pool(queue, processes, on_result, warm_up, cleanup)
+    await _scan_here_and_in_pool(queue, processes, on_result, warm_up, cleanup, batch)
+
+
+#: remote sources handed to a process at once: their round trips overlap (see
+#: :func:`._scan.scan_sources`); local ones go one by one
+_REMOTE_BATCH = 8
+
+
+def _batch_size(jobs: Sequence[ScanJob]) -> int:
+    remote = sum(local_path(j.url) is None for j in jobs)
+    return _REMOTE_BATCH if jobs and remote * 2 > len(jobs) else 1
+
+
+def _take(queue: collections.deque[ScanJob], n: int) -> list[ScanJob]:
+    return [queue.popleft() for _ in range(min(n, len(queue)))]
 
 
 async def _scan_here_and_in_pool(
@@ -82,8 +97,10 @@ async def _scan_here_and_in_pool(
     on_result: Callable[[ScanResult], None],
     warm_up: Callable[[], Awaitable[None]] | None = None,
     cleanup: contextlib.AsyncExitStack | None = None,
+    batch: int = 1,
 ) -> None:
-    """Scan the queue in this process and in ``processes`` worker processes at once.
+    """Scan the queue in this process and in ``processes`` worker processes at once,
+    ``batch`` sources per task.
 
     A worker is spawned (see :func:`_spawn_context`) and spends about a second importing
     zarr, h5py and zarrchive before it can scan; meanwhile this process runs ``warm_up``
@@ -105,18 +122,21 @@ async def _scan_here_and_in_pool(
         asyncio.wrap_future(pool.submit(_worker_ready)) for _ in range(processes)
     }
     warming = asyncio.ensure_future(warm_up()) if warm_up is not None else None
-    scanning: set[asyncio.Future[ScanResult]] = set()
+    scanning: set[asyncio.Future[list[ScanResult]]] = set()
     ready: set[int] = set()
+    in_flight = max(2, _IN_FLIGHT // batch)
 
     def feed() -> None:
-        while queue and len(scanning) < _IN_FLIGHT * len(ready):
-            scanning.add(asyncio.wrap_future(pool.submit(scan_source, queue.popleft())))
+        while queue and len(scanning) < in_flight * len(ready):
+            task = pool.submit(scan_sources, _take(queue, batch))
+            scanning.add(asyncio.wrap_future(task))
 
     async def here() -> None:
         if warming is not None:
             await warming
         while queue:
-            on_result(await asyncio.to_thread(scan_source, queue.popleft()))
+            for res in await asyncio.to_thread(scan_sources, _take(queue, batch)):
+                on_result(res)
 
     local: asyncio.Future[None] | None = asyncio.ensure_future(here())
     try:
@@ -136,10 +156,11 @@ async def _scan_here_and_in_pool(
                 else:
                     scanning.discard(fut)
                     try:
-                        res = fut.result()
+                        results = fut.result()
                     except BrokenProcessPool as exc:
                         raise _broken_pool() from exc
-                    on_result(res)
+                    for res in results:
+                        on_result(res)
             feed()
     except BaseException:
         if local is not None:
