@@ -573,11 +573,12 @@ def test_remote_sources_are_fetched_together(
 
     reader = _scan._process_reader()
     real_stat = reader.stat
-    waiting = [0, 0]  # now, most at once
+    waiting = [0, 0, 0]  # now, most at once, in all
 
     async def stat(url: str, options: Any = None) -> Any:
         waiting[0] += 1
-        waiting[1] = max(waiting)
+        waiting[1] = max(waiting[:2])
+        waiting[2] += 1
         try:
             await asyncio.sleep(0.05)  # a round trip long enough for all to start
             return await real_stat(url, options)
@@ -591,6 +592,7 @@ def test_remote_sources_are_fetched_together(
     monkeypatch.setattr(_scan, "_detect", no_detect)
     together = catalog.scan_sources(jobs)
     assert waiting[1] == len(jobs)
+    assert waiting[2] == len(jobs)  # one stat each: scan_source used the prefetched bytes
     for a, b in zip(alone, together, strict=True):
         assert (a.url, a.format, a.digests) == (b.url, b.format, b.digests)
         np.testing.assert_array_equal(a.raw, b.raw)

@@ -11,7 +11,6 @@ through :func:`zarrchive._sync.sync`. Must not import the importing side of the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -58,8 +57,8 @@ from ._resolve import _url_to_fs
 HASH_LIMIT = 1 << 20
 
 
-#: bytes read from the start of a remote source to recognise it (see :func:`_detect`): as
-#: much as the HDF5 importer's first read, so that a small file needs no other request
+#: bytes read from the start of a remote source (see :func:`_prefetch`): as much as the HDF5
+#: importer's first read, so that a small file needs no other request
 _REMOTE_HEAD = 512 * 1024
 
 
@@ -118,33 +117,30 @@ class ScanResult:
     coord_meta: dict[str, Any] | None = None
 
 
-def _detect(url: str, options: Mapping[str, Any] | None) -> tuple[str, bytes]:
-    """The source's format, and its first bytes (remote sources: the first 512 KiB, which
-    are often a small file's whole, coordinates included; local ones: 4 KiB, enough to
-    recognise it)."""
-    from ..importers._detect import detect_format
-
+def _detect(url: str, options: Mapping[str, Any] | None) -> str:
+    """The source's format, from its first 4 KiB (a directory: a Zarr v2 store or nothing).
+    Remote files are usually recognised from :func:`_prefetch`'s bytes instead."""
     path = local_path(url)
     try:
         if path is not None:
             if os.path.isdir(path):
-                return _zarr_dir(url, os.listdir(path)), b""
+                return _zarr_dir(url, os.listdir(path))
             with open(path, "rb") as f:
                 head = f.read(4096)
         else:  # reading first saves object stores a listing per file
             fs, p = _url_to_fs(url, options)
             try:
-                head = fs.cat_file(p, start=0, end=_REMOTE_HEAD)
+                head = fs.cat_file(p, start=0, end=4096)
             except (FileNotFoundError, IsADirectoryError):
                 if not fs.isdir(p):
                     raise FileNotFoundError(url) from None
                 names = [posixpath.basename(x) for x in fs.ls(p, detail=False)]
-                return _zarr_dir(url, names), b""
+                return _zarr_dir(url, names)
     except FileNotFoundError:
         raise NotFoundError(f"source {url} does not exist") from None
     except OSError as exc:
         raise InvalidInputError(f"source {url} cannot be read: {exc}") from exc
-    return detect_format(head[:4096], where=url), bytes(head)
+    return detect_format(head, where=url)
 
 
 def _zarr_dir(url: str, names: Sequence[str]) -> str:
@@ -403,20 +399,17 @@ def scan_source(job: ScanJob) -> ScanResult:
 
     try:
         remote = local_path(job.url) is None
-        first = None
-        if job.prefetched is not None:
-            first, head = job.prefetched
-            fmt: str | None = detect_format(head[:4096], where=job.url)
-        else:
-            if remote and job.url not in job.known:
-                # the version before the bytes: a source replaced in between then has bytes
-                # newer than its recorded version, which reads detect, not the other way round
-                with contextlib.suppress(OSError):
-                    first = sync(_process_reader().stat(job.url, job.options))
+        prefetched = job.prefetched
+        if prefetched is None and remote and job.url not in job.known:
+            prefetched = sync(_prefetch(job))
+        fmt: str | None
+        if prefetched is not None:
+            first, head = prefetched
+            fmt = detect_format(head[:4096], where=job.url)
+        else:  # local, a store, already in the dataset, or not readable (_detect says why)
+            first, head = None, b""
             # a file already in the dataset is decided by one stat: no need to recognise it
-            fmt, head = (None, b"") if job.url in job.known else _detect(job.url, job.options)
-        if remote and first is None:
-            head = b""  # not known to be of the version the references will record
+            fmt = None if job.url in job.known else _detect(job.url, job.options)
         # remote sources never: their parse waits for the network (maybe through this loop)
         inline = _OWN_PROCESS[0] and not remote
         with blocking_allowed(inline):
@@ -443,7 +436,10 @@ PREFETCH_CONCURRENCY = 16
 
 async def _prefetch(job: ScanJob) -> tuple[Any, bytes] | None:
     """A remote source's stat, then its first bytes; None where that does not apply (a
-    store, a missing object: :func:`scan_source` then finds out and says so)."""
+    store, a missing object: :func:`scan_source` then finds out and says so).
+
+    The version before the bytes: a source replaced in between then has bytes newer than
+    its recorded version, which reads detect, not the other way round."""
     reader = _process_reader()
     try:
         st = await reader.stat(job.url, job.options)
