@@ -38,10 +38,14 @@ def default_workers(jobs: Sequence[ScanJob]) -> int:
     process sooner (one per 32 sources) and two even on one CPU, but no more per CPU.
     """
     cpus = _cpu_count()
-    remote = sum(local_path(j.url) is None for j in jobs)
-    if jobs and remote * 2 > len(jobs):
+    if _mostly_remote(jobs):
         return min(max(2, cpus), 8, 1 + len(jobs) // _REMOTE_SOURCES_PER_WORKER)
     return min(cpus, 8, 1 + len(jobs) // _SOURCES_PER_WORKER)
+
+
+def _mostly_remote(jobs: Sequence[ScanJob]) -> bool:
+    """Whether most sources are remote (the catalog is scheduled as a remote one)."""
+    return sum(local_path(j.url) is None for j in jobs) * 2 > len(jobs)
 
 
 async def _scan_all(
@@ -68,11 +72,9 @@ async def _scan_all(
                 await warming
         return
     queue = collections.deque(jobs)
-    batch = _batch_size(jobs)
+    batch = _REMOTE_BATCH if _mostly_remote(jobs) else 1
     if processes < 1:
-        while queue:
-            for res in await asyncio.to_thread(scan_sources, _take(queue, batch)):
-                on_result(res)
+        await _scan_here(queue, batch, on_result)
         return
     await _scan_here_and_in_pool(queue, processes, on_result, warm_up, cleanup, batch)
 
@@ -82,9 +84,14 @@ async def _scan_all(
 _REMOTE_BATCH = 8
 
 
-def _batch_size(jobs: Sequence[ScanJob]) -> int:
-    remote = sum(local_path(j.url) is None for j in jobs)
-    return _REMOTE_BATCH if jobs and remote * 2 > len(jobs) else 1
+async def _scan_here(
+    queue: collections.deque[ScanJob], batch: int, on_result: Callable[[ScanResult], None]
+) -> None:
+    """Scan from the front of ``queue`` in this process, ``batch`` sources at a time, until
+    it is empty (worker processes may be taking from it too)."""
+    while queue:
+        for res in await asyncio.to_thread(scan_sources, _take(queue, batch)):
+            on_result(res)
 
 
 def _take(queue: collections.deque[ScanJob], n: int) -> list[ScanJob]:
@@ -134,9 +141,7 @@ async def _scan_here_and_in_pool(
     async def here() -> None:
         if warming is not None:
             await warming
-        while queue:
-            for res in await asyncio.to_thread(scan_sources, _take(queue, batch)):
-                on_result(res)
+        await _scan_here(queue, batch, on_result)
 
     local: asyncio.Future[None] | None = asyncio.ensure_future(here())
     try:
