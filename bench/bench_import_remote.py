@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,26 +41,15 @@ DATA = HERE / ".data" / "import" / "daily"
 # ---------------------------------------------------------------------- the server
 def serve(port: int, root: str, delay: float) -> None:
     """Child process: the Range server of ``bench_remote.py``, each answer ``delay`` late."""
-    from http.server import ThreadingHTTPServer
-
     sys.path.insert(0, str(HERE))
-    from bench_remote import RangeHandler
+    from bench_remote import RangeHandler, serve_http
 
     class Slow(RangeHandler):
         def _serve(self, body: bool) -> None:
             time.sleep(delay)
             super()._serve(body)
 
-    handler = type(
-        "Handler", (Slow,), {"root": Path(root).resolve(), "counts": {}, "lock": threading.Lock()}
-    )
-    ThreadingHTTPServer.request_queue_size = 256
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("ready", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_http(port, root, Slow)
 
 
 def _counts(base: str) -> dict[str, int]:

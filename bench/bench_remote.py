@@ -380,11 +380,12 @@ class RangeHandler(BaseHTTPRequestHandler):
             os.close(fd)
 
 
-def serve_http(port: int, root: str) -> None:
-    """Child process: the Range server until stdin closes."""
+def serve_http(port: int, root: str, base: type[RangeHandler] | None = None) -> None:
+    """Child process: the Range server (``base``: a subclass of :class:`RangeHandler`)
+    until stdin closes."""
     handler = type(
         "Handler",
-        (RangeHandler,),
+        (base or RangeHandler,),
         {"root": Path(root).resolve(), "counts": {}, "lock": threading.Lock()},
     )
     ThreadingHTTPServer.request_queue_size = 256
