@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .errors import ZarrchiveError
+from .importers import FORMATS
 
 __all__ = ["main"]
 
@@ -125,7 +126,14 @@ def init(c: Context) -> None:
     )
 
 
-_IMPORTERS = ("netcdf", "hdf", "grib", "tiff", "zarr", "kerchunk")
+#: ``import KIND`` runs ``Repo.add_virtual_KIND`` (the registry says which formats each
+#: takes), or ``Repo.add_kerchunk_references`` for ``kerchunk``
+_IMPORTERS = (
+    *dict.fromkeys(
+        m.removeprefix("add_virtual_") for spec in FORMATS.values() for m in spec.methods
+    ),
+    "kerchunk",
+)
 
 
 @cli.command("import")

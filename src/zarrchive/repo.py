@@ -3,8 +3,10 @@
 ``AsyncRepo`` holds a :class:`Repository` and the current :class:`Session` and implements
 every operation as a coroutine. ``Repo`` is generated from it: each public coroutine becomes a
 blocking method through the single bridge in ``_sync`` (so the two can never drift apart), and
-the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``, ``root_group``) are
-properties, as in Arraylake.
+the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``,
+``root_group``) are properties, as in Arraylake. Formats are recognised and scanned through
+the importer registry (:mod:`zarrchive.importers`); batch imports are the catalog's, given
+this repository, session and author.
 """
 
 from __future__ import annotations
@@ -20,22 +22,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import refs
-from ._sync import sync
-from .errors import InvalidInputError, NotFoundError, ReadOnlyError
+from ._sync import offload, sync
+from .errors import InvalidInputError
 from .format import RepositoryConfig, Snapshot
 from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
-from .importers import ImportSummary
+from .importers import FORMATS, ImportedTree, ImportSummary, formats_for, scanner, sniff
 from .journal import SessionInfo, list_sessions
 from .repository import Repository
 from .session import Session
 from .storage import Storage
 from .store import ZarrchiveStore
 from .verify import VerifyReport, verify_sources
+from .zarr_keys import normalize_path
 
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
     from rich.tree import Tree as RichTree
+
+    from .catalog import CatalogReport
+    from .maintenance import GCReport
 
 __all__ = ["AsyncRepo", "Repo"]
 
@@ -48,16 +54,6 @@ def _default_author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _norm_path(path: str) -> str:
-    if not isinstance(path, str):
-        raise InvalidInputError(f"a path must be a string, got {path!r}")
-    parts = [p for p in path.strip("/").split("/") if p]
-    for p in parts:
-        if p in (".", "..") or p.startswith("__"):
-            raise InvalidInputError(f"invalid node name {p!r} in path {path!r}")
-    return "/".join(parts)
 
 
 class AsyncRepo:
@@ -334,6 +330,7 @@ class AsyncRepo:
         return target
 
     async def delete_tag(self, name: str) -> None:
+        """Delete tag ``name`` (its commit stays reachable from other refs)."""
         await refs.delete_tag(self.repository.storage, name)
 
     async def expire_snapshots(self, older_than: dt.datetime) -> set[str]:
@@ -346,9 +343,9 @@ class AsyncRepo:
 
     async def garbage_collect(
         self, *, dry_run: bool = False, grace: dt.timedelta | float = dt.timedelta(hours=1)
-    ) -> Any:
+    ) -> GCReport:
         """Delete the objects no branch, tag or live session reaches (none younger than
-        ``grace``); return a :class:`zarrchive.maintenance.GCReport`. See maintenance.py.
+        ``grace``); return a :class:`zarrchive.GCReport`. See maintenance.py.
         """
         from .maintenance import garbage_collect
 
@@ -370,7 +367,7 @@ class AsyncRepo:
 
     async def move(self, source: str, dest: str) -> None:
         """Rename a group or array; no chunk is read, copied or rewritten."""
-        self.session.move(_norm_path(source), _norm_path(dest))
+        self.session.move(normalize_path(source), normalize_path(dest))
         await self.session.flush()
 
     async def set_virtual_refs(
@@ -388,47 +385,56 @@ class AsyncRepo:
         ``chunk_coords`` is (n, ndim); ``urls`` one URL for all or one per chunk; returns n.
         """
         n = self.session.set_virtual_refs(
-            _norm_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
+            normalize_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
         )
         await self.session.flush()
         return n
 
     async def _add_virtual(
         self,
-        formats: tuple[str, ...],
+        method: str,
         uri: str | os.PathLike[str],
         path: str,
-        *,
         storage_options: Mapping[str, Any] | None,
         overwrite: bool,
         options: Mapping[str, Any],
     ) -> ImportSummary:
-        """Scan one source with the importer of its format and put it at ``path``."""
-        import importlib
+        """The body of every ``add_virtual_*``: recognise the source (stores are left to their
+        importer), refuse a format that ``method`` does not import, scan and ingest it."""
+        from .sources import normalize_url
 
-        from .importers._detect import detect_format
-        from .sources import container_of, normalize_url
-
-        target = _norm_path(path)
+        target = normalize_path(path)
         url = normalize_url(os.fspath(uri))
-        if formats == ("zarr_v2",):
-            fmt = "zarr_v2"
+        formats = formats_for(method)
+        if all(FORMATS[f].store for f in formats):
+            fmt = formats[0]
         else:
-            head = await _read_head(url, storage_options)
-            fmt = detect_format(head, where=url)
+            fmt = await offload(sniff, url, storage_options)
             if fmt not in formats:
                 raise InvalidInputError(
-                    f"{url} is a {fmt} file, not {' or '.join(formats)}; use add_virtual_"
-                    f"{_METHOD_OF[fmt]} for it"
+                    f"{url} is a {fmt} source, not {' or '.join(formats)}; use "
+                    f"{FORMATS[fmt].methods[0]} for it"
                 )
-        module = importlib.import_module(f".importers.{_MODULE_OF[fmt]}", __package__)
         reader = self.repository.sources
-        tree = await module.scan(
+        tree = await scanner(fmt)(
             url,
             stat=lambda u: reader.stat(u, storage_options),
             storage_options=storage_options,
             **options,
         )
+        return await self._ingest(tree, target, storage_options, overwrite)
+
+    async def _ingest(
+        self,
+        tree: ImportedTree,
+        target: str,
+        storage_options: Mapping[str, Any] | None,
+        overwrite: bool,
+    ) -> ImportSummary:
+        """Put an importer's tree at ``target`` with the options its sources were read with
+        (recorded for reading them back; only their public part is stored)."""
+        from .sources import container_of
+
         if storage_options:
             tree.source_options = {container_of(u): dict(storage_options) for u in tree.urls()}
         self.session.ingest(tree, target, overwrite=overwrite)
@@ -450,12 +456,7 @@ class AsyncRepo:
         importer (see ``zarrchive.importers.netcdf3`` / ``hdf5``).
         """
         return await self._add_virtual(
-            ("netcdf3", "hdf5"),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_netcdf", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_hdf(
@@ -469,12 +470,7 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import an HDF5 file's hierarchy as virtual chunks (``on_unsupported=`` etc.)."""
         return await self._add_virtual(
-            ("hdf5",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_hdf", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_grib(
@@ -488,12 +484,7 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import every message of a GRIB file as virtual chunks (one per message)."""
         return await self._add_virtual(
-            ("grib",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_grib", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_tiff(
@@ -508,14 +499,9 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import a TIFF / GeoTIFF / COG as virtual chunks; ``name``: the group it becomes
         under ``path`` (default: ``path`` itself)."""
-        target = f"{_norm_path(path)}/{name}" if name else path
+        target = f"{normalize_path(path)}/{name}" if name else path
         return await self._add_virtual(
-            ("tiff",),
-            uri,
-            target,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_tiff", uri, target, storage_options, overwrite, options
         )
 
     async def add_virtual_zarr(
@@ -530,12 +516,7 @@ class AsyncRepo:
         """Import a Zarr v2 store (directory or object storage); every chunk becomes a
         whole-object virtual reference."""
         return await self._add_virtual(
-            ("zarr_v2",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_zarr", uri, path, storage_options, overwrite, options
         )
 
     async def add_kerchunk_references(
@@ -559,7 +540,7 @@ class AsyncRepo:
         """
         from .importers.kerchunk import load_references, scan_references
 
-        target = _norm_path(path)
+        target = normalize_path(path)
         flat, base_dir = load_references(
             refs, refs_storage_options if refs_storage_options is not None else storage_options
         )
@@ -571,9 +552,7 @@ class AsyncRepo:
             remote_protocol=remote_protocol,
             storage_options=storage_options,
         )
-        self.session.ingest(tree, target, overwrite=overwrite)
-        await self.session.flush()
-        return tree.summary(target)
+        return await self._ingest(tree, target, storage_options, overwrite)
 
     async def verify(self, ref: str | None = None) -> VerifyReport:
         """Stale and missing virtual-chunk sources of a commit, without reading chunk data.
@@ -628,7 +607,7 @@ class AsyncRepo:
         message: str | None = None,
         batch_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> CatalogReport:
         """Combine many sources along ``concat_dim`` into one virtual dataset at ``path``,
         in one commit; return a :class:`zarrchive.catalog.CatalogReport`.
 
@@ -642,10 +621,7 @@ class AsyncRepo:
         Raises if ``path`` already holds a dataset that lacks some of the sources (see
         ``append_catalog``). See ``zarrchive.catalog``.
         """
-        from .catalog import import_catalog
-
-        return await import_catalog(
-            self,
+        return await self._catalog(
             sources,
             path,
             mode="import",
@@ -668,15 +644,12 @@ class AsyncRepo:
         message: str | None = None,
         batch_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> CatalogReport:
         """Add sources after the end of the dataset at ``path`` (built by ``import_catalog``)
         in one commit; their coordinate values must all be greater than the existing ones.
         Arguments and report as for ``import_catalog``.
         """
-        from .catalog import import_catalog
-
-        return await import_catalog(
-            self,
+        return await self._catalog(
             sources,
             path,
             mode="append",
@@ -688,13 +661,24 @@ class AsyncRepo:
             storage_options=storage_options,
         )
 
+    async def _catalog(self, sources: Any, path: str | None, **kwargs: Any) -> CatalogReport:
+        """Run a catalog import on the current session; a commit starts a new session."""
+        from .catalog import import_catalog
+
+        report, session = await import_catalog(
+            self.repository, self.session, self.author, sources, path, **kwargs
+        )
+        if session is not None:
+            self._set_session(session)
+        return report
+
     async def tree(
         self, prefix: str = "", *, depth: int = 10, filter: str | None = None
     ) -> RichTree:
         """A rich tree of the hierarchy (print it); ``filter``: JMESPath on attributes."""
         from .display import render_tree
 
-        return render_tree(self.session.nodes, _norm_path(prefix), depth=depth, filter=filter)
+        return render_tree(self.session.nodes, normalize_path(prefix), depth=depth, filter=filter)
 
     async def filter_metadata(self, expression: str) -> list[str]:
         """Paths of groups and arrays whose attributes match a JMESPath expression."""
@@ -703,51 +687,12 @@ class AsyncRepo:
         return filter_paths(self.session.nodes, expression)
 
     async def open_root_group(self) -> zarr.AsyncGroup:
+        """The root group of the current session (``Repo.root_group``, opened read-only off
+        a branch tip)."""
         import zarr.api.asynchronous as za
 
         mode = "r" if self.store.read_only else "r+"
         return await za.open_group(store=self.store, mode=mode, zarr_format=3)
-
-
-_MODULE_OF = {
-    "netcdf3": "netcdf3",
-    "hdf5": "hdf5",
-    "grib": "grib2",
-    "tiff": "tiff",
-    "zarr_v2": "zarr_v2",
-}
-_METHOD_OF = {"netcdf3": "netcdf", "hdf5": "hdf", "grib": "grib", "tiff": "tiff"}
-
-
-async def _read_head(url: str, storage_options: Mapping[str, Any] | None) -> bytes:
-    """The first 4 KiB of a source (for recognising its format)."""
-    import asyncio
-
-    import fsspec
-
-    from .sources import local_path
-
-    path = local_path(url)
-    try:
-        if path is not None:
-
-            def head() -> bytes:
-                with open(path, "rb") as f:
-                    return f.read(4096)
-
-            return await asyncio.to_thread(head)
-
-        def remote_head() -> bytes:
-            fs, remote = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-            return bytes(fs.cat_file(remote, start=0, end=4096))
-
-        return await asyncio.to_thread(remote_head)
-    except FileNotFoundError:
-        raise NotFoundError(f"source {url!r} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(
-            f"{url!r} is a directory; use add_virtual_zarr for Zarr stores"
-        ) from None
 
 
 async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:
@@ -872,7 +817,7 @@ class Repo:
             store = ZarrchiveStore(session)
         kwargs.setdefault("consolidated", False)
         kwargs.setdefault("zarr_format", 3)
-        return xr.open_zarr(store, group=_norm_path(group) if group else None, **kwargs)
+        return xr.open_zarr(store, group=normalize_path(group) if group else None, **kwargs)
 
 
 for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
@@ -882,5 +827,3 @@ for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
         setattr(Repo, _name, _blocking_constructor(_name))
     else:
         setattr(Repo, _name, _blocking(_name))
-
-_ = (NotFoundError, ReadOnlyError)
