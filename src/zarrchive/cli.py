@@ -13,12 +13,15 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import ZarrchiveError
 from .importers import FORMATS
+
+if TYPE_CHECKING:
+    from .repo import Repo
 
 __all__ = ["main"]
 
@@ -51,7 +54,7 @@ class Context:
         self.as_json = as_json
         self.author = author
 
-    def open(self, ref: str = "main") -> Any:
+    def open(self, ref: str = "main") -> Repo:
         from .repo import Repo
 
         with warnings.catch_warnings():

@@ -1,10 +1,11 @@
 """The user-facing ``Repo`` (sync) and ``AsyncRepo``, after Arraylake's repo API.
 
 ``AsyncRepo`` holds a :class:`Repository` and the current :class:`Session` and implements
-every operation as a coroutine. ``Repo`` is generated from it: each public coroutine becomes a
-blocking method through the single bridge in ``_sync`` (so the two can never drift apart), and
-the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``,
-``root_group``) are properties, as in Arraylake. Formats are recognised and scanned through
+every operation as a coroutine. ``Repo`` offers each public coroutine as a blocking method of
+the same signature and docstring, one line over the single bridge in ``_sync`` (written out,
+so that type checkers and editors see them; ``tests/test_repo.py`` fails when the two drift
+apart), and the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``,
+``root_group``) as properties, as in Arraylake. Formats are recognised and scanned through
 the importer registry (:mod:`zarrchive.importers`); batch imports are the catalog's, given
 this repository, session and author.
 """
@@ -12,12 +13,10 @@ this repository, session and author.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import getpass
-import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -732,30 +731,24 @@ async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:
     )
 
 
-def _blocking(name: str) -> Callable[..., Any]:
-    coro_fn = getattr(AsyncRepo, name)
-
-    @functools.wraps(coro_fn)
-    def method(self: Repo, *args: Any, **kwargs: Any) -> Any:
-        return sync(coro_fn(self._async, *args, **kwargs))
-
-    return method
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _blocking_constructor(name: str) -> Callable[..., Any]:
-    coro_fn = getattr(AsyncRepo, name)
+def _same_doc(coro_fn: Callable[..., Any]) -> Callable[[F], F]:
+    """Give a blocking ``Repo`` method the docstring of the coroutine it runs."""
 
-    @functools.wraps(coro_fn)
-    def constructor(cls: type[Repo], *args: Any, **kwargs: Any) -> Repo:
-        return cls(sync(coro_fn(*args, **kwargs)))
+    def decorate(fn: F) -> F:
+        fn.__doc__ = coro_fn.__doc__
+        return fn
 
-    return classmethod(constructor)  # type: ignore[return-value]
+    return decorate
 
 
 class Repo:
     """A zarrchive repository and the current session (blocking API).
 
-    Every method of :class:`AsyncRepo` is available here as a blocking call.
+    Every public coroutine of :class:`AsyncRepo` is here as a blocking method with the same
+    signature and docstring.
     """
 
     def __init__(self, async_repo: AsyncRepo) -> None:
@@ -801,6 +794,394 @@ class Repo:
 
         return zarr.Group(sync(self._async.open_root_group()))
 
+    @classmethod
+    @_same_doc(AsyncRepo.create)
+    def create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.create(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    config=config,
+                    chunkstore=chunkstore,
+                )
+            )
+        )
+
+    @classmethod
+    @_same_doc(AsyncRepo.open)
+    def open(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        ref: str = "main",
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.open(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    ref=ref,
+                    authorize_virtual=authorize_virtual,
+                )
+            )
+        )
+
+    @classmethod
+    @_same_doc(AsyncRepo.open_or_create)
+    def open_or_create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.open_or_create(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    config=config,
+                    chunkstore=chunkstore,
+                    authorize_virtual=authorize_virtual,
+                )
+            )
+        )
+
+    @_same_doc(AsyncRepo.checkout)
+    def checkout(self, ref: str = "main", *, for_writing: bool = True) -> str:
+        return sync(self._async.checkout(ref, for_writing=for_writing))
+
+    @_same_doc(AsyncRepo.commit)
+    def commit(
+        self,
+        message: str,
+        *,
+        auto_ff: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+        allow_empty: bool = False,
+    ) -> str:
+        return sync(
+            self._async.commit(message, auto_ff=auto_ff, metadata=metadata, allow_empty=allow_empty)
+        )
+
+    @_same_doc(AsyncRepo.fast_forward)
+    def fast_forward(self) -> str:
+        return sync(self._async.fast_forward())
+
+    @_same_doc(AsyncRepo.discard_changes)
+    def discard_changes(self) -> None:
+        sync(self._async.discard_changes())
+
+    @_same_doc(AsyncRepo.create_session)
+    def create_session(
+        self,
+        ref: str = "main",
+        *,
+        for_writing: bool = True,
+        expires_in: dt.timedelta | float | None = None,
+        message: str | None = None,
+    ) -> SessionInfo:
+        return sync(
+            self._async.create_session(
+                ref, for_writing=for_writing, expires_in=expires_in, message=message
+            )
+        )
+
+    @_same_doc(AsyncRepo.join_session)
+    def join_session(self, session_id: str) -> SessionInfo:
+        return sync(self._async.join_session(session_id))
+
+    @_same_doc(AsyncRepo.list_active_sessions)
+    def list_active_sessions(self) -> list[SessionInfo]:
+        return sync(self._async.list_active_sessions())
+
+    @_same_doc(AsyncRepo.fork_session)
+    def fork_session(self) -> Session:
+        return sync(self._async.fork_session())
+
+    @_same_doc(AsyncRepo.merge_sessions)
+    def merge_sessions(self, *forks: Session) -> None:
+        sync(self._async.merge_sessions(*forks))
+
+    @_same_doc(AsyncRepo.update_expiration)
+    def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
+        return sync(self._async.update_expiration(expires_in))
+
+    @_same_doc(AsyncRepo.abandon)
+    def abandon(self) -> None:
+        sync(self._async.abandon())
+
+    @_same_doc(AsyncRepo.status)
+    def status(self, limit: int = 1000) -> Status:
+        return sync(self._async.status(limit))
+
+    @_same_doc(AsyncRepo.get_commit_log)
+    def get_commit_log(self, ref: str | None = None, *, limit: int | None = None) -> CommitLog:
+        return sync(self._async.get_commit_log(ref, limit=limit))
+
+    @_same_doc(AsyncRepo.get_branches)
+    def get_branches(self) -> dict[str, str]:
+        return sync(self._async.get_branches())
+
+    @_same_doc(AsyncRepo.get_tags)
+    def get_tags(self) -> dict[str, str]:
+        return sync(self._async.get_tags())
+
+    @_same_doc(AsyncRepo.new_branch)
+    def new_branch(self, name: str, commit_id: str | None = None) -> str:
+        return sync(self._async.new_branch(name, commit_id))
+
+    @_same_doc(AsyncRepo.delete_branch)
+    def delete_branch(self, name: str) -> None:
+        sync(self._async.delete_branch(name))
+
+    @_same_doc(AsyncRepo.reset_branch)
+    def reset_branch(self, name: str, commit_id: str) -> None:
+        sync(self._async.reset_branch(name, commit_id))
+
+    @_same_doc(AsyncRepo.tag)
+    def tag(self, name: str, commit_id: str | None = None, *, message: str | None = None) -> str:
+        return sync(self._async.tag(name, commit_id, message=message))
+
+    @_same_doc(AsyncRepo.delete_tag)
+    def delete_tag(self, name: str) -> None:
+        sync(self._async.delete_tag(name))
+
+    @_same_doc(AsyncRepo.expire_snapshots)
+    def expire_snapshots(self, older_than: dt.datetime) -> set[str]:
+        return sync(self._async.expire_snapshots(older_than))
+
+    @_same_doc(AsyncRepo.garbage_collect)
+    def garbage_collect(
+        self, *, dry_run: bool = False, grace: dt.timedelta | float = dt.timedelta(hours=1)
+    ) -> GCReport:
+        return sync(self._async.garbage_collect(dry_run=dry_run, grace=grace))
+
+    @_same_doc(AsyncRepo.diff)
+    def diff(self, from_ref: str, to_ref: str) -> Diff:
+        return sync(self._async.diff(from_ref, to_ref))
+
+    @_same_doc(AsyncRepo.move)
+    def move(self, source: str, dest: str) -> None:
+        sync(self._async.move(source, dest))
+
+    @_same_doc(AsyncRepo.set_virtual_refs)
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunk_coords: np.ndarray,
+        urls: str | Sequence[str] | np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        *,
+        checksums: Mapping[str, str | None] | None = None,
+    ) -> int:
+        return sync(
+            self._async.set_virtual_refs(
+                array_path, chunk_coords, urls, offsets, lengths, checksums=checksums
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_netcdf)
+    def add_virtual_netcdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_netcdf(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_hdf)
+    def add_virtual_hdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_hdf(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_grib)
+    def add_virtual_grib(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_grib(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_tiff)
+    def add_virtual_tiff(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        name: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_tiff(
+                uri, path, name, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_zarr)
+    def add_virtual_zarr(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_zarr(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_kerchunk_references)
+    def add_kerchunk_references(
+        self,
+        refs: Mapping[str, Any] | str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        refs_storage_options: Mapping[str, Any] | None = None,
+        remote_protocol: str | None = None,
+        overwrite: bool = False,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_kerchunk_references(
+                refs,
+                path,
+                storage_options=storage_options,
+                refs_storage_options=refs_storage_options,
+                remote_protocol=remote_protocol,
+                overwrite=overwrite,
+            )
+        )
+
+    @_same_doc(AsyncRepo.verify)
+    def verify(self, ref: str | None = None) -> VerifyReport:
+        return sync(self._async.verify(ref))
+
+    @_same_doc(AsyncRepo.export_kerchunk)
+    def export_kerchunk(
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        ref: str | None = None,
+        format: str = "json",
+        storage_options: dict[str, Any] | None = None,
+    ) -> Any:
+        return sync(
+            self._async.export_kerchunk(
+                target, ref=ref, format=format, storage_options=storage_options
+            )
+        )
+
+    @_same_doc(AsyncRepo.import_catalog)
+    def import_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> CatalogReport:
+        return sync(
+            self._async.import_catalog(
+                sources,
+                path,
+                concat_dim=concat_dim,
+                workers=workers,
+                client=client,
+                message=message,
+                batch_size=batch_size,
+                storage_options=storage_options,
+            )
+        )
+
+    @_same_doc(AsyncRepo.append_catalog)
+    def append_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> CatalogReport:
+        return sync(
+            self._async.append_catalog(
+                sources,
+                path,
+                concat_dim=concat_dim,
+                workers=workers,
+                client=client,
+                message=message,
+                batch_size=batch_size,
+                storage_options=storage_options,
+            )
+        )
+
+    @_same_doc(AsyncRepo.tree)
+    def tree(self, prefix: str = "", *, depth: int = 10, filter: str | None = None) -> RichTree:
+        return sync(self._async.tree(prefix, depth=depth, filter=filter))
+
+    @_same_doc(AsyncRepo.filter_metadata)
+    def filter_metadata(self, expression: str) -> list[str]:
+        return sync(self._async.filter_metadata(expression))
+
     def to_xarray(
         self, group: str | None = None, *, ref: str | None = None, **kwargs: Any
     ) -> xr.Dataset:
@@ -818,12 +1199,3 @@ class Repo:
         kwargs.setdefault("consolidated", False)
         kwargs.setdefault("zarr_format", 3)
         return xr.open_zarr(store, group=normalize_path(group) if group else None, **kwargs)
-
-
-for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
-    if _name.startswith("_") or _name in ("open_root_group",):
-        continue
-    if _name in ("create", "open", "open_or_create"):
-        setattr(Repo, _name, _blocking_constructor(_name))
-    else:
-        setattr(Repo, _name, _blocking(_name))
