@@ -65,14 +65,8 @@ SYSTEMS = ("scan", "add", "kerchunk")
 FORMATS = ("netcdf3", "hdf5", "grib", "tiff", "zarr_v2")
 BUCKET = "scan-bench"
 COUNT_PATH = "/__scan_bench_counts__"
-#: zarrchive importer module per format (``zarrchive.importers.<module>``)
-IMPORTER = {
-    "netcdf3": "netcdf3",
-    "hdf5": "hdf5",
-    "grib": "grib2",
-    "tiff": "tiff",
-    "zarr_v2": "zarr_v2",
-}
+#: zarrchive importer module per format (``zarrchive.importers.<module>``: the format's name)
+IMPORTER = {fmt: fmt for fmt in FORMATS}
 #: options for single sample files that zarrchive refuses by default
 SAMPLE_OPTIONS = {"hdf5_unsupported.h5": {"on_unsupported": "skip"}}
 
@@ -419,7 +413,7 @@ class Source:
 def describe(path: Path, origin: str) -> Source | None:
     """A Source for ``path``, its format recognised by zarrchive's magic-byte detection."""
     from zarrchive.errors import UnsupportedFeatureError
-    from zarrchive.importers._detect import detect_format
+    from zarrchive.importers import detect_format
 
     if path.is_dir():
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

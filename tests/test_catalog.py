@@ -585,11 +585,11 @@ def test_remote_sources_are_fetched_together(
         finally:
             waiting[0] -= 1
 
-    def no_detect(url: str, options: Any) -> Any:
+    def no_sniff(url: str, options: Any) -> Any:
         raise AssertionError(f"{url} was read again to recognise it")
 
     monkeypatch.setattr(reader, "stat", stat)
-    monkeypatch.setattr(_scan, "_detect", no_detect)
+    monkeypatch.setattr(_scan, "sniff", no_sniff)
     together = catalog.scan_sources(jobs)
     assert waiting[1] == len(jobs)
     assert waiting[2] == len(jobs)  # one stat each: scan_source used the prefetched bytes

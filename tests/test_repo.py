@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -227,16 +228,20 @@ def test_exported_members() -> None:
             "ConflictError",
             "Diff",
             "FormatError",
+            "GCReport",
+            "ImportSummary",
             "InvalidInputError",
             "NotFoundError",
             "ReadOnlyError",
             "Repo",
             "RepositoryConfig",
+            "SessionInfo",
             "SourceModifiedError",
             "Status",
             "StorageError",
             "UnauthorizedSourceError",
             "UnsupportedFeatureError",
+            "VerifyReport",
             "ZarrchiveError",
             "ZarrchiveStore",
             "__version__",
@@ -259,6 +264,90 @@ def test_sync_repo_mirrors_async_repo() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert zarrchive.Repo.commit.__doc__ == zarrchive.AsyncRepo.commit.__doc__
+
+
+#: public coroutines of AsyncRepo that Repo offers otherwise (``Repo.root_group``)
+_NOT_MIRRORED = {"open_root_group"}
+_CONSTRUCTORS = {"create", "open", "open_or_create"}
+
+
+def _public_coroutines() -> dict[str, Any]:
+    import inspect
+
+    return {
+        n: f
+        for n, f in inspect.getmembers(zarrchive.AsyncRepo, inspect.iscoroutinefunction)
+        if not n.startswith("_") and n not in _NOT_MIRRORED
+    }
+
+
+def test_sync_repo_signatures_match_async_repo() -> None:
+    """Each public coroutine of AsyncRepo is a blocking Repo method with the same parameters
+    (names, kinds, defaults, annotations), return annotation (a Repo for the constructors)
+    and docstring. Add the Repo method when this fails for a new coroutine."""
+    import inspect
+
+    coros = _public_coroutines()
+    assert {"commit", "add_virtual_grib", "import_catalog", "garbage_collect"} <= set(coros)
+    for name, coro in coros.items():
+        assert name in vars(zarrchive.Repo), f"Repo lacks {name}(), which AsyncRepo has"
+        method = getattr(zarrchive.Repo, name)
+        assert not inspect.iscoroutinefunction(method), name
+        want, got = inspect.signature(coro), inspect.signature(method)
+        assert list(got.parameters.values()) == list(want.parameters.values()), name
+        expected_return = "Repo" if name in _CONSTRUCTORS else want.return_annotation
+        assert got.return_annotation == expected_return, name
+        assert isinstance(inspect.getattr_static(zarrchive.Repo, name), classmethod) == (
+            name in _CONSTRUCTORS
+        ), name
+        assert coro.__doc__ and method.__doc__ == coro.__doc__, name
+
+
+def test_repo_methods_are_written_out() -> None:
+    """Type checkers and editors read Repo's class body: its methods must be defined there,
+    not attached at import."""
+    import ast
+    import inspect
+
+    import zarrchive.repo
+
+    tree = ast.parse(inspect.getsource(zarrchive.repo))
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Repo"]
+    defined = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    assert set(_public_coroutines()) <= defined
+
+
+def test_package_is_typed() -> None:
+    from pathlib import Path
+
+    assert (Path(zarrchive.__file__).parent / "py.typed").is_file()
+
+
+def test_each_import_method_takes_its_formats(tmp_path) -> None:
+    from pathlib import Path
+
+    import zarr
+
+    samples = Path(__file__).resolve().parents[1] / "sample_data"
+    repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
+    nc3, grib = samples / "netcdf3_classic_scipy.nc", samples / "grib2_hypercube.grib2"
+    with pytest.raises(InvalidInputError, match="is a netcdf3 source.*use add_virtual_netcdf"):
+        repo.add_virtual_grib(nc3, "g")
+    with pytest.raises(InvalidInputError, match="is a grib source.*use add_virtual_grib"):
+        repo.add_virtual_netcdf(grib, "g")
+    with pytest.raises(InvalidInputError, match="is a netcdf3 source, not hdf5"):
+        repo.add_virtual_hdf(nc3, "g")
+    store = tmp_path / "v2.zarr"
+    zarr.create_array(store, shape=(4,), chunks=(2,), dtype="i4", zarr_format=2)
+    with pytest.raises(InvalidInputError, match="is a zarr_v2 source.*use add_virtual_zarr"):
+        repo.add_virtual_tiff(store, "g")
+    with pytest.raises(zarrchive.UnsupportedFeatureError, match="unrecognised format"):
+        repo.add_virtual_netcdf(samples / "raw_grid_f4le.bin", "g")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        repo.add_virtual_netcdf(tmp_path / "missing.nc", "g")
+    assert not repo.status().modified
+    assert repo.add_virtual_netcdf(nc3, "nc").arrays > 0
+    assert repo.add_virtual_zarr(store, "z").arrays == 1
 
 
 async def test_async_repo_in_a_loop() -> None:

@@ -59,7 +59,7 @@ MAX_DETAILS = 12
 # ---------------------------------------------------------------------- discovery
 def discover(roots: list[Path]) -> Iterator[tuple[Path, str]]:
     """(path, format) of every recognised file or Zarr v2 store under ``roots``."""
-    from zarrchive.importers._detect import detect_format
+    from zarrchive.importers import detect_format
 
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):

@@ -20,9 +20,13 @@ from .errors import (
 )
 from .format import RepositoryConfig
 from .history import CommitInfo, CommitLog, Diff, Status
+from .importers import ImportSummary
+from .journal import SessionInfo
+from .maintenance import GCReport
 from .pipeline import install as _install_pipeline
 from .repo import AsyncRepo, Repo
 from .store import ZarrchiveStore
+from .verify import VerifyReport
 
 # Imported NetCDF/HDF5 data is decoded with numcodecs codecs (zlib, shuffle, fletcher32) by
 # design; zarr warns about every such codec on every array it opens. Say it once, here.
@@ -45,16 +49,20 @@ __all__ = [
     "ConflictError",
     "Diff",
     "FormatError",
+    "GCReport",
+    "ImportSummary",
     "InvalidInputError",
     "NotFoundError",
     "ReadOnlyError",
     "Repo",
     "RepositoryConfig",
+    "SessionInfo",
     "SourceModifiedError",
     "Status",
     "StorageError",
     "UnauthorizedSourceError",
     "UnsupportedFeatureError",
+    "VerifyReport",
     "ZarrchiveError",
     "ZarrchiveStore",
     "__version__",

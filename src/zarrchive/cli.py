@@ -13,11 +13,15 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import ZarrchiveError
+from .importers import FORMATS
+
+if TYPE_CHECKING:
+    from .repo import Repo
 
 __all__ = ["main"]
 
@@ -50,7 +54,7 @@ class Context:
         self.as_json = as_json
         self.author = author
 
-    def open(self, ref: str = "main") -> Any:
+    def open(self, ref: str = "main") -> Repo:
         from .repo import Repo
 
         with warnings.catch_warnings():
@@ -125,7 +129,14 @@ def init(c: Context) -> None:
     )
 
 
-_IMPORTERS = ("netcdf", "hdf", "grib", "tiff", "zarr", "kerchunk")
+#: ``import KIND`` runs ``Repo.add_virtual_KIND`` (the registry says which formats each
+#: takes), or ``Repo.add_kerchunk_references`` for ``kerchunk``
+_IMPORTERS = (
+    *dict.fromkeys(
+        m.removeprefix("add_virtual_") for spec in FORMATS.values() for m in spec.methods
+    ),
+    "kerchunk",
+)
 
 
 @cli.command("import")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
         repo.set_virtual_refs(
             raw.path, coords, sample.as_uri(), np.arange(4) * 400, np.full(4, 400)
         )
-    imports = [
+    imports: list[tuple[str, str, str, dict[str, Any]]] = [
         ("add_virtual_netcdf", "netcdf3_classic_scipy.nc", "samples/netcdf3", {}),
         ("add_virtual_netcdf", "netcdf4_sample.nc", "samples/netcdf4", {}),
         ("add_virtual_grib", "grib2_hypercube.grib2", "samples/grib", {}),
@@ -90,9 +91,9 @@ def run(path: str = "demo-repo", sample_dir: Path = SAMPLE_DIR) -> None:
 
     for group in ("samples/netcdf3", "samples/netcdf4"):
         if group in repo.session.nodes:
-            sample = repo.to_xarray(group)
+            read = repo.to_xarray(group)
             print(f"\n/{group} read back through xarray:")
-            print(sample)
+            print(read)
     print("\nfilter_metadata(\"units == 'K'\"):", repo.filter_metadata("units == 'K'"))
     from rich.console import Console
 

@@ -1,41 +1,46 @@
 """The user-facing ``Repo`` (sync) and ``AsyncRepo``, after Arraylake's repo API.
 
 ``AsyncRepo`` holds a :class:`Repository` and the current :class:`Session` and implements
-every operation as a coroutine. ``Repo`` is generated from it: each public coroutine becomes a
-blocking method through the single bridge in ``_sync`` (so the two can never drift apart), and
-the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``, ``root_group``) are
-properties, as in Arraylake.
+every operation as a coroutine. ``Repo`` offers each public coroutine as a blocking method of
+the same signature and docstring, one line over the single bridge in ``_sync`` (written out,
+so that type checkers and editors see them; ``tests/test_repo.py`` fails when the two drift
+apart), and the few read-only facts (``commit_log``, ``branches``, ``tags``, ``store``,
+``root_group``) as properties, as in Arraylake. Formats are recognised and scanned through
+the importer registry (:mod:`zarrchive.importers`); batch imports are the catalog's, given
+this repository, session and author.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import getpass
-import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from . import refs
-from ._sync import sync
-from .errors import InvalidInputError, NotFoundError, ReadOnlyError
+from ._sync import offload, sync
+from .errors import InvalidInputError
 from .format import RepositoryConfig, Snapshot
 from .history import CommitInfo, CommitLog, Diff, Status, changed_chunks
-from .importers import ImportSummary
+from .importers import FORMATS, ImportedTree, ImportSummary, formats_for, scanner, sniff
 from .journal import SessionInfo, list_sessions
 from .repository import Repository
 from .session import Session
 from .storage import Storage
 from .store import ZarrchiveStore
 from .verify import VerifyReport, verify_sources
+from .zarr_keys import normalize_path
 
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
     from rich.tree import Tree as RichTree
+
+    from .catalog import CatalogReport
+    from .maintenance import GCReport
 
 __all__ = ["AsyncRepo", "Repo"]
 
@@ -48,16 +53,6 @@ def _default_author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _norm_path(path: str) -> str:
-    if not isinstance(path, str):
-        raise InvalidInputError(f"a path must be a string, got {path!r}")
-    parts = [p for p in path.strip("/").split("/") if p]
-    for p in parts:
-        if p in (".", "..") or p.startswith("__"):
-            raise InvalidInputError(f"invalid node name {p!r} in path {path!r}")
-    return "/".join(parts)
 
 
 class AsyncRepo:
@@ -334,6 +329,7 @@ class AsyncRepo:
         return target
 
     async def delete_tag(self, name: str) -> None:
+        """Delete tag ``name`` (its commit stays reachable from other refs)."""
         await refs.delete_tag(self.repository.storage, name)
 
     async def expire_snapshots(self, older_than: dt.datetime) -> set[str]:
@@ -346,9 +342,9 @@ class AsyncRepo:
 
     async def garbage_collect(
         self, *, dry_run: bool = False, grace: dt.timedelta | float = dt.timedelta(hours=1)
-    ) -> Any:
+    ) -> GCReport:
         """Delete the objects no branch, tag or live session reaches (none younger than
-        ``grace``); return a :class:`zarrchive.maintenance.GCReport`. See maintenance.py.
+        ``grace``); return a :class:`zarrchive.GCReport`. See maintenance.py.
         """
         from .maintenance import garbage_collect
 
@@ -370,7 +366,7 @@ class AsyncRepo:
 
     async def move(self, source: str, dest: str) -> None:
         """Rename a group or array; no chunk is read, copied or rewritten."""
-        self.session.move(_norm_path(source), _norm_path(dest))
+        self.session.move(normalize_path(source), normalize_path(dest))
         await self.session.flush()
 
     async def set_virtual_refs(
@@ -388,47 +384,56 @@ class AsyncRepo:
         ``chunk_coords`` is (n, ndim); ``urls`` one URL for all or one per chunk; returns n.
         """
         n = self.session.set_virtual_refs(
-            _norm_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
+            normalize_path(array_path), chunk_coords, urls, offsets, lengths, checksums=checksums
         )
         await self.session.flush()
         return n
 
     async def _add_virtual(
         self,
-        formats: tuple[str, ...],
+        method: str,
         uri: str | os.PathLike[str],
         path: str,
-        *,
         storage_options: Mapping[str, Any] | None,
         overwrite: bool,
         options: Mapping[str, Any],
     ) -> ImportSummary:
-        """Scan one source with the importer of its format and put it at ``path``."""
-        import importlib
+        """The body of every ``add_virtual_*``: recognise the source (stores are left to their
+        importer), refuse a format that ``method`` does not import, scan and ingest it."""
+        from .sources import normalize_url
 
-        from .importers._detect import detect_format
-        from .sources import container_of, normalize_url
-
-        target = _norm_path(path)
+        target = normalize_path(path)
         url = normalize_url(os.fspath(uri))
-        if formats == ("zarr_v2",):
-            fmt = "zarr_v2"
+        formats = formats_for(method)
+        if all(FORMATS[f].store for f in formats):
+            fmt = formats[0]
         else:
-            head = await _read_head(url, storage_options)
-            fmt = detect_format(head, where=url)
+            fmt = await offload(sniff, url, storage_options)
             if fmt not in formats:
                 raise InvalidInputError(
-                    f"{url} is a {fmt} file, not {' or '.join(formats)}; use add_virtual_"
-                    f"{_METHOD_OF[fmt]} for it"
+                    f"{url} is a {fmt} source, not {' or '.join(formats)}; use "
+                    f"{FORMATS[fmt].methods[0]} for it"
                 )
-        module = importlib.import_module(f".importers.{_MODULE_OF[fmt]}", __package__)
         reader = self.repository.sources
-        tree = await module.scan(
+        tree = await scanner(fmt)(
             url,
             stat=lambda u: reader.stat(u, storage_options),
             storage_options=storage_options,
             **options,
         )
+        return await self._ingest(tree, target, storage_options, overwrite)
+
+    async def _ingest(
+        self,
+        tree: ImportedTree,
+        target: str,
+        storage_options: Mapping[str, Any] | None,
+        overwrite: bool,
+    ) -> ImportSummary:
+        """Put an importer's tree at ``target`` with the options its sources were read with
+        (recorded for reading them back; only their public part is stored)."""
+        from .sources import container_of
+
         if storage_options:
             tree.source_options = {container_of(u): dict(storage_options) for u in tree.urls()}
         self.session.ingest(tree, target, overwrite=overwrite)
@@ -450,12 +455,7 @@ class AsyncRepo:
         importer (see ``zarrchive.importers.netcdf3`` / ``hdf5``).
         """
         return await self._add_virtual(
-            ("netcdf3", "hdf5"),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_netcdf", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_hdf(
@@ -469,12 +469,7 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import an HDF5 file's hierarchy as virtual chunks (``on_unsupported=`` etc.)."""
         return await self._add_virtual(
-            ("hdf5",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_hdf", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_grib(
@@ -488,12 +483,7 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import every message of a GRIB file as virtual chunks (one per message)."""
         return await self._add_virtual(
-            ("grib",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_grib", uri, path, storage_options, overwrite, options
         )
 
     async def add_virtual_tiff(
@@ -508,14 +498,9 @@ class AsyncRepo:
     ) -> ImportSummary:
         """Import a TIFF / GeoTIFF / COG as virtual chunks; ``name``: the group it becomes
         under ``path`` (default: ``path`` itself)."""
-        target = f"{_norm_path(path)}/{name}" if name else path
+        target = f"{normalize_path(path)}/{name}" if name else path
         return await self._add_virtual(
-            ("tiff",),
-            uri,
-            target,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_tiff", uri, target, storage_options, overwrite, options
         )
 
     async def add_virtual_zarr(
@@ -530,12 +515,7 @@ class AsyncRepo:
         """Import a Zarr v2 store (directory or object storage); every chunk becomes a
         whole-object virtual reference."""
         return await self._add_virtual(
-            ("zarr_v2",),
-            uri,
-            path,
-            storage_options=storage_options,
-            overwrite=overwrite,
-            options=options,
+            "add_virtual_zarr", uri, path, storage_options, overwrite, options
         )
 
     async def add_kerchunk_references(
@@ -559,7 +539,7 @@ class AsyncRepo:
         """
         from .importers.kerchunk import load_references, scan_references
 
-        target = _norm_path(path)
+        target = normalize_path(path)
         flat, base_dir = load_references(
             refs, refs_storage_options if refs_storage_options is not None else storage_options
         )
@@ -571,9 +551,7 @@ class AsyncRepo:
             remote_protocol=remote_protocol,
             storage_options=storage_options,
         )
-        self.session.ingest(tree, target, overwrite=overwrite)
-        await self.session.flush()
-        return tree.summary(target)
+        return await self._ingest(tree, target, storage_options, overwrite)
 
     async def verify(self, ref: str | None = None) -> VerifyReport:
         """Stale and missing virtual-chunk sources of a commit, without reading chunk data.
@@ -628,7 +606,7 @@ class AsyncRepo:
         message: str | None = None,
         batch_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> CatalogReport:
         """Combine many sources along ``concat_dim`` into one virtual dataset at ``path``,
         in one commit; return a :class:`zarrchive.catalog.CatalogReport`.
 
@@ -642,10 +620,7 @@ class AsyncRepo:
         Raises if ``path`` already holds a dataset that lacks some of the sources (see
         ``append_catalog``). See ``zarrchive.catalog``.
         """
-        from .catalog import import_catalog
-
-        return await import_catalog(
-            self,
+        return await self._catalog(
             sources,
             path,
             mode="import",
@@ -668,15 +643,12 @@ class AsyncRepo:
         message: str | None = None,
         batch_size: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> CatalogReport:
         """Add sources after the end of the dataset at ``path`` (built by ``import_catalog``)
         in one commit; their coordinate values must all be greater than the existing ones.
         Arguments and report as for ``import_catalog``.
         """
-        from .catalog import import_catalog
-
-        return await import_catalog(
-            self,
+        return await self._catalog(
             sources,
             path,
             mode="append",
@@ -688,13 +660,24 @@ class AsyncRepo:
             storage_options=storage_options,
         )
 
+    async def _catalog(self, sources: Any, path: str | None, **kwargs: Any) -> CatalogReport:
+        """Run a catalog import on the current session; a commit starts a new session."""
+        from .catalog import import_catalog
+
+        report, session = await import_catalog(
+            self.repository, self.session, self.author, sources, path, **kwargs
+        )
+        if session is not None:
+            self._set_session(session)
+        return report
+
     async def tree(
         self, prefix: str = "", *, depth: int = 10, filter: str | None = None
     ) -> RichTree:
         """A rich tree of the hierarchy (print it); ``filter``: JMESPath on attributes."""
         from .display import render_tree
 
-        return render_tree(self.session.nodes, _norm_path(prefix), depth=depth, filter=filter)
+        return render_tree(self.session.nodes, normalize_path(prefix), depth=depth, filter=filter)
 
     async def filter_metadata(self, expression: str) -> list[str]:
         """Paths of groups and arrays whose attributes match a JMESPath expression."""
@@ -703,51 +686,12 @@ class AsyncRepo:
         return filter_paths(self.session.nodes, expression)
 
     async def open_root_group(self) -> zarr.AsyncGroup:
+        """The root group of the current session (``Repo.root_group``, opened read-only off
+        a branch tip)."""
         import zarr.api.asynchronous as za
 
         mode = "r" if self.store.read_only else "r+"
         return await za.open_group(store=self.store, mode=mode, zarr_format=3)
-
-
-_MODULE_OF = {
-    "netcdf3": "netcdf3",
-    "hdf5": "hdf5",
-    "grib": "grib2",
-    "tiff": "tiff",
-    "zarr_v2": "zarr_v2",
-}
-_METHOD_OF = {"netcdf3": "netcdf", "hdf5": "hdf", "grib": "grib", "tiff": "tiff"}
-
-
-async def _read_head(url: str, storage_options: Mapping[str, Any] | None) -> bytes:
-    """The first 4 KiB of a source (for recognising its format)."""
-    import asyncio
-
-    import fsspec
-
-    from .sources import local_path
-
-    path = local_path(url)
-    try:
-        if path is not None:
-
-            def head() -> bytes:
-                with open(path, "rb") as f:
-                    return f.read(4096)
-
-            return await asyncio.to_thread(head)
-
-        def remote_head() -> bytes:
-            fs, remote = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-            return bytes(fs.cat_file(remote, start=0, end=4096))
-
-        return await asyncio.to_thread(remote_head)
-    except FileNotFoundError:
-        raise NotFoundError(f"source {url!r} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(
-            f"{url!r} is a directory; use add_virtual_zarr for Zarr stores"
-        ) from None
 
 
 async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:
@@ -787,30 +731,24 @@ async def _diff(repository: Repository, a: Snapshot, b: Snapshot) -> Diff:
     )
 
 
-def _blocking(name: str) -> Callable[..., Any]:
-    coro_fn = getattr(AsyncRepo, name)
-
-    @functools.wraps(coro_fn)
-    def method(self: Repo, *args: Any, **kwargs: Any) -> Any:
-        return sync(coro_fn(self._async, *args, **kwargs))
-
-    return method
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _blocking_constructor(name: str) -> Callable[..., Any]:
-    coro_fn = getattr(AsyncRepo, name)
+def _same_doc(coro_fn: Callable[..., Any]) -> Callable[[F], F]:
+    """Give a blocking ``Repo`` method the docstring of the coroutine it runs."""
 
-    @functools.wraps(coro_fn)
-    def constructor(cls: type[Repo], *args: Any, **kwargs: Any) -> Repo:
-        return cls(sync(coro_fn(*args, **kwargs)))
+    def decorate(fn: F) -> F:
+        fn.__doc__ = coro_fn.__doc__
+        return fn
 
-    return classmethod(constructor)  # type: ignore[return-value]
+    return decorate
 
 
 class Repo:
     """A zarrchive repository and the current session (blocking API).
 
-    Every method of :class:`AsyncRepo` is available here as a blocking call.
+    Every public coroutine of :class:`AsyncRepo` is here as a blocking method with the same
+    signature and docstring.
     """
 
     def __init__(self, async_repo: AsyncRepo) -> None:
@@ -856,6 +794,394 @@ class Repo:
 
         return zarr.Group(sync(self._async.open_root_group()))
 
+    @classmethod
+    @_same_doc(AsyncRepo.create)
+    def create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.create(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    config=config,
+                    chunkstore=chunkstore,
+                )
+            )
+        )
+
+    @classmethod
+    @_same_doc(AsyncRepo.open)
+    def open(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        ref: str = "main",
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.open(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    ref=ref,
+                    authorize_virtual=authorize_virtual,
+                )
+            )
+        )
+
+    @classmethod
+    @_same_doc(AsyncRepo.open_or_create)
+    def open_or_create(
+        cls,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        author: str | None = None,
+        config: RepositoryConfig | None = None,
+        chunkstore: str | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
+    ) -> Repo:
+        return cls(
+            sync(
+                AsyncRepo.open_or_create(
+                    location,
+                    storage_options=storage_options,
+                    author=author,
+                    config=config,
+                    chunkstore=chunkstore,
+                    authorize_virtual=authorize_virtual,
+                )
+            )
+        )
+
+    @_same_doc(AsyncRepo.checkout)
+    def checkout(self, ref: str = "main", *, for_writing: bool = True) -> str:
+        return sync(self._async.checkout(ref, for_writing=for_writing))
+
+    @_same_doc(AsyncRepo.commit)
+    def commit(
+        self,
+        message: str,
+        *,
+        auto_ff: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+        allow_empty: bool = False,
+    ) -> str:
+        return sync(
+            self._async.commit(message, auto_ff=auto_ff, metadata=metadata, allow_empty=allow_empty)
+        )
+
+    @_same_doc(AsyncRepo.fast_forward)
+    def fast_forward(self) -> str:
+        return sync(self._async.fast_forward())
+
+    @_same_doc(AsyncRepo.discard_changes)
+    def discard_changes(self) -> None:
+        sync(self._async.discard_changes())
+
+    @_same_doc(AsyncRepo.create_session)
+    def create_session(
+        self,
+        ref: str = "main",
+        *,
+        for_writing: bool = True,
+        expires_in: dt.timedelta | float | None = None,
+        message: str | None = None,
+    ) -> SessionInfo:
+        return sync(
+            self._async.create_session(
+                ref, for_writing=for_writing, expires_in=expires_in, message=message
+            )
+        )
+
+    @_same_doc(AsyncRepo.join_session)
+    def join_session(self, session_id: str) -> SessionInfo:
+        return sync(self._async.join_session(session_id))
+
+    @_same_doc(AsyncRepo.list_active_sessions)
+    def list_active_sessions(self) -> list[SessionInfo]:
+        return sync(self._async.list_active_sessions())
+
+    @_same_doc(AsyncRepo.fork_session)
+    def fork_session(self) -> Session:
+        return sync(self._async.fork_session())
+
+    @_same_doc(AsyncRepo.merge_sessions)
+    def merge_sessions(self, *forks: Session) -> None:
+        sync(self._async.merge_sessions(*forks))
+
+    @_same_doc(AsyncRepo.update_expiration)
+    def update_expiration(self, expires_in: dt.timedelta | float) -> dt.datetime:
+        return sync(self._async.update_expiration(expires_in))
+
+    @_same_doc(AsyncRepo.abandon)
+    def abandon(self) -> None:
+        sync(self._async.abandon())
+
+    @_same_doc(AsyncRepo.status)
+    def status(self, limit: int = 1000) -> Status:
+        return sync(self._async.status(limit))
+
+    @_same_doc(AsyncRepo.get_commit_log)
+    def get_commit_log(self, ref: str | None = None, *, limit: int | None = None) -> CommitLog:
+        return sync(self._async.get_commit_log(ref, limit=limit))
+
+    @_same_doc(AsyncRepo.get_branches)
+    def get_branches(self) -> dict[str, str]:
+        return sync(self._async.get_branches())
+
+    @_same_doc(AsyncRepo.get_tags)
+    def get_tags(self) -> dict[str, str]:
+        return sync(self._async.get_tags())
+
+    @_same_doc(AsyncRepo.new_branch)
+    def new_branch(self, name: str, commit_id: str | None = None) -> str:
+        return sync(self._async.new_branch(name, commit_id))
+
+    @_same_doc(AsyncRepo.delete_branch)
+    def delete_branch(self, name: str) -> None:
+        sync(self._async.delete_branch(name))
+
+    @_same_doc(AsyncRepo.reset_branch)
+    def reset_branch(self, name: str, commit_id: str) -> None:
+        sync(self._async.reset_branch(name, commit_id))
+
+    @_same_doc(AsyncRepo.tag)
+    def tag(self, name: str, commit_id: str | None = None, *, message: str | None = None) -> str:
+        return sync(self._async.tag(name, commit_id, message=message))
+
+    @_same_doc(AsyncRepo.delete_tag)
+    def delete_tag(self, name: str) -> None:
+        sync(self._async.delete_tag(name))
+
+    @_same_doc(AsyncRepo.expire_snapshots)
+    def expire_snapshots(self, older_than: dt.datetime) -> set[str]:
+        return sync(self._async.expire_snapshots(older_than))
+
+    @_same_doc(AsyncRepo.garbage_collect)
+    def garbage_collect(
+        self, *, dry_run: bool = False, grace: dt.timedelta | float = dt.timedelta(hours=1)
+    ) -> GCReport:
+        return sync(self._async.garbage_collect(dry_run=dry_run, grace=grace))
+
+    @_same_doc(AsyncRepo.diff)
+    def diff(self, from_ref: str, to_ref: str) -> Diff:
+        return sync(self._async.diff(from_ref, to_ref))
+
+    @_same_doc(AsyncRepo.move)
+    def move(self, source: str, dest: str) -> None:
+        sync(self._async.move(source, dest))
+
+    @_same_doc(AsyncRepo.set_virtual_refs)
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunk_coords: np.ndarray,
+        urls: str | Sequence[str] | np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        *,
+        checksums: Mapping[str, str | None] | None = None,
+    ) -> int:
+        return sync(
+            self._async.set_virtual_refs(
+                array_path, chunk_coords, urls, offsets, lengths, checksums=checksums
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_netcdf)
+    def add_virtual_netcdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_netcdf(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_hdf)
+    def add_virtual_hdf(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_hdf(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_grib)
+    def add_virtual_grib(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_grib(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_tiff)
+    def add_virtual_tiff(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        name: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_tiff(
+                uri, path, name, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_virtual_zarr)
+    def add_virtual_zarr(
+        self,
+        uri: str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_virtual_zarr(
+                uri, path, storage_options=storage_options, overwrite=overwrite, **options
+            )
+        )
+
+    @_same_doc(AsyncRepo.add_kerchunk_references)
+    def add_kerchunk_references(
+        self,
+        refs: Mapping[str, Any] | str | os.PathLike[str],
+        path: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        refs_storage_options: Mapping[str, Any] | None = None,
+        remote_protocol: str | None = None,
+        overwrite: bool = False,
+    ) -> ImportSummary:
+        return sync(
+            self._async.add_kerchunk_references(
+                refs,
+                path,
+                storage_options=storage_options,
+                refs_storage_options=refs_storage_options,
+                remote_protocol=remote_protocol,
+                overwrite=overwrite,
+            )
+        )
+
+    @_same_doc(AsyncRepo.verify)
+    def verify(self, ref: str | None = None) -> VerifyReport:
+        return sync(self._async.verify(ref))
+
+    @_same_doc(AsyncRepo.export_kerchunk)
+    def export_kerchunk(
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        ref: str | None = None,
+        format: str = "json",
+        storage_options: dict[str, Any] | None = None,
+    ) -> Any:
+        return sync(
+            self._async.export_kerchunk(
+                target, ref=ref, format=format, storage_options=storage_options
+            )
+        )
+
+    @_same_doc(AsyncRepo.import_catalog)
+    def import_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> CatalogReport:
+        return sync(
+            self._async.import_catalog(
+                sources,
+                path,
+                concat_dim=concat_dim,
+                workers=workers,
+                client=client,
+                message=message,
+                batch_size=batch_size,
+                storage_options=storage_options,
+            )
+        )
+
+    @_same_doc(AsyncRepo.append_catalog)
+    def append_catalog(
+        self,
+        sources: Any,
+        path: str | None = None,
+        *,
+        concat_dim: str = "time",
+        workers: int | None = None,
+        client: Any = None,
+        message: str | None = None,
+        batch_size: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> CatalogReport:
+        return sync(
+            self._async.append_catalog(
+                sources,
+                path,
+                concat_dim=concat_dim,
+                workers=workers,
+                client=client,
+                message=message,
+                batch_size=batch_size,
+                storage_options=storage_options,
+            )
+        )
+
+    @_same_doc(AsyncRepo.tree)
+    def tree(self, prefix: str = "", *, depth: int = 10, filter: str | None = None) -> RichTree:
+        return sync(self._async.tree(prefix, depth=depth, filter=filter))
+
+    @_same_doc(AsyncRepo.filter_metadata)
+    def filter_metadata(self, expression: str) -> list[str]:
+        return sync(self._async.filter_metadata(expression))
+
     def to_xarray(
         self, group: str | None = None, *, ref: str | None = None, **kwargs: Any
     ) -> xr.Dataset:
@@ -872,15 +1198,4 @@ class Repo:
             store = ZarrchiveStore(session)
         kwargs.setdefault("consolidated", False)
         kwargs.setdefault("zarr_format", 3)
-        return xr.open_zarr(store, group=_norm_path(group) if group else None, **kwargs)
-
-
-for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
-    if _name.startswith("_") or _name in ("open_root_group",):
-        continue
-    if _name in ("create", "open", "open_or_create"):
-        setattr(Repo, _name, _blocking_constructor(_name))
-    else:
-        setattr(Repo, _name, _blocking(_name))
-
-_ = (NotFoundError, ReadOnlyError)
+        return xr.open_zarr(store, group=normalize_path(group) if group else None, **kwargs)

@@ -8,7 +8,7 @@ exactly xarray's. Recognises repositories by their ``config`` object's magic byt
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from xarray.backends import BackendEntrypoint
@@ -36,7 +36,7 @@ class ZarrchiveBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         ref: str = "main",
         storage_options: dict[str, Any] | None = None,
-        authorize_virtual: Mapping[str, Any] | Iterable[str] | None = None,
+        authorize_virtual: Mapping[str, Mapping[str, Any] | None] | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Any:
         import warnings
@@ -54,7 +54,7 @@ class ZarrchiveBackendEntrypoint(BackendEntrypoint):
                 authorize_virtual=authorize_virtual,
             )
         return xr.open_dataset(
-            repo.store.with_read_only(True),
+            repo.store.with_read_only(True),  # type: ignore[arg-type]  # zarr's engine takes Stores
             engine="zarr",
             group=group.strip("/") if group else None,
             consolidated=False,

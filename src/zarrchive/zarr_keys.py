@@ -1,7 +1,7 @@
-"""Zarr v3 key arithmetic: which node a store key names, and chunk keys <-> coordinates.
+"""Zarr v3 key arithmetic: node paths, which node a store key names, chunk keys <-> coordinates.
 
-Pure functions over ``zarr.json`` documents; no I/O. Supports the two chunk key encodings of
-the Zarr v3 spec (``default`` with '/' or '.' separators, and ``v2``).
+Pure functions over paths and ``zarr.json`` documents; no I/O. Supports the two chunk key
+encodings of the Zarr v3 spec (``default`` with '/' or '.' separators, and ``v2``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,24 @@ __all__ = [
     "chunk_key_encoder",
     "chunk_keys",
     "join",
+    "normalize_path",
     "validate_metadata",
 ]
 
 META_KEY = "zarr.json"
 _V2_KEYS = (".zarray", ".zgroup", ".zattrs", ".zmetadata")
+
+
+def normalize_path(path: str) -> str:
+    """A node path as the repository keys it: no leading, trailing or doubled ``/``
+    (``""`` is the root). Refuses ``.``, ``..`` and names starting with ``__``."""
+    if not isinstance(path, str):
+        raise InvalidInputError(f"a path must be a string, got {path!r}")
+    parts = [p for p in path.strip("/").split("/") if p]
+    for p in parts:
+        if p in (".", "..") or p.startswith("__"):
+            raise InvalidInputError(f"invalid node name {p!r} in path {path!r}")
+    return "/".join(parts)
 
 
 def join(path: str, name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..importers import FORMATS
 from ..sources import container_of
 from ._coords import _has_missing, _lt, decode_raw_coordinates, decoding_key
 from ._layout import _Layout, _layout_of, _pack, _Packed, _RefTable, _Rows, _same_pack
@@ -56,6 +57,12 @@ class _Source:
         return self.table.packed(self.rows)
 
 
+def _is_store(fmt: str) -> bool:
+    """A store's objects share its prefix as their container (``fmt`` is "" when unknown)."""
+    spec = FORMATS.get(fmt)
+    return spec is not None and spec.store
+
+
 class _Collector:
     """Packs scan results as they arrive: per source only its reference columns and its
     coordinate values are kept (no trees), so memory grows by bytes per source."""
@@ -78,7 +85,7 @@ class _Collector:
         if res.skipped:
             self.skipped.append(res.url)
             self.skipped_prefixes.append(
-                res.url.rstrip("/") + "/" if res.format == "zarr_v2" else container_of(res.url)
+                res.url.rstrip("/") + "/" if _is_store(res.format) else container_of(res.url)
             )
             return
         if res.tree is not None:

@@ -180,7 +180,7 @@ _DATA_SUFFIXES = (
 
 def _catalog_from_file(name: str, options: Mapping[str, Any] | None) -> Catalog:
     """A single source, a text file of URLs, or a JSON / YAML catalog file."""
-    from ..importers._detect import detect_format
+    from ..importers import detect_format
 
     fs, path = _url_to_fs(name, options)
     try:

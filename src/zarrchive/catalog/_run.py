@@ -3,7 +3,9 @@
 Owns the run: resolve the catalog, join a crashed run's session or start one, read the
 target, scan (see :mod:`._workers`), decode, order and validate every source before
 anything is written, write in batches, commit, and report (:class:`CatalogReport`), with a
-progress display on a terminal.
+progress display on a terminal. Works on the repository, session and author it is given and
+hands back the session that committed; it never imports the API (``repo.py``), which sets
+that session as its current one.
 """
 
 from __future__ import annotations
@@ -25,22 +27,24 @@ from ..errors import (
     ReadOnlyError,
 )
 from ..format import DELETED, VIRTUAL
+from ..journal import list_sessions
 from ..sources import (
     SourceReader,
     container_of,
 )
+from ..zarr_keys import normalize_path
 from . import _write
 from ._collect import _Collector, _rescan, _SortKey, _Source
 from ._coords import _lt, _warm_up_cf
 from ._layout import _Layout, _layout_error
-from ._resolve import resolve_catalog
+from ._resolve import Catalog, resolve_catalog
 from ._scan import ScanJob, ScanResult
 from ._target import _Existing, _existing, _existing_digest, _in, _known_for, _under
 from ._workers import _scan_all, default_workers
-from ._write import _batches, _make_plan, _Plan
+from ._write import _batches, _make_plan
 
 if TYPE_CHECKING:
-    from ..repo import AsyncRepo
+    from ..repository import Repository
     from ..session import Session
 
 
@@ -231,8 +235,23 @@ def _count(session: Session, target: str) -> tuple[int, int]:
     return refs, nbytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What a run was asked to do, checked (:func:`_check_arguments`)."""
+
+    mode: str
+    target: str
+    dim: str
+    branch: str
+    batch_size: int
+    workers: int | None
+    message: str | None
+
+
 async def import_catalog(
-    repo: AsyncRepo,
+    repository: Repository,
+    current: Session,
+    author: str,
     sources: Any,
     path: str | None,
     *,
@@ -243,21 +262,86 @@ async def import_catalog(
     message: str | None = None,
     batch_size: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
-) -> CatalogReport:
-    """``AsyncRepo.import_catalog`` (``mode="import"``) and ``append_catalog``."""
-    from ..repo import _norm_path
+) -> tuple[CatalogReport, Session | None]:
+    """``AsyncRepo.import_catalog`` (``mode="import"``) and ``append_catalog``, on the branch
+    of ``current`` (the caller's session, which must be writable and unchanged), committed
+    as ``author``.
 
+    Returns the report and the session that made the commit, for the caller to continue
+    with; None when nothing was committed (then ``current`` is still the one to use).
+    """
     t0 = time.monotonic()
     cat = await asyncio.to_thread(resolve_catalog, sources, storage_options)
+    run = _check_arguments(cat, current, mode, path, concat_dim, batch_size, workers, message)
+    session = await _resume_or_start(repository, run, author)
+    resumed = session.has_changes
+    reader = _reader(repository, cat)
+    ex = await _existing(session, run.target, run.dim, reader)
+    if mode == "append" and ex.layout is None:
+        raise NotFoundError(
+            f"there is no dataset at /{run.target} to append to; use import_catalog to create it"
+        )
+    options_of = {s.url: s.options for s in cat.sources}
+    async with contextlib.AsyncExitStack() as cleanup:
+        progress = cleanup.enter_context(_Progress(_stderr_is_tty()))
+        collector = await _scan(run, cat, ex, client, progress, cleanup)
+        new = collector.sources
+        base_sorted = sorted(ex.base_known)
+        in_base = [u for u in collector.skipped if _in(u, ex.base_known, base_sorted)]
+        if new and mode == "import" and ex.base_has_data:
+            raise InvalidInputError(
+                f"/{run.target} already holds a dataset and {len(new)} of the given sources "
+                f"are not in it (e.g. {new[0].url}); use append_catalog to add sources to an "
+                "existing dataset"
+            )
+        added = len(new) + len(collector.skipped) - len(in_base)
+        if not new and not resumed:
+            _authorize_skipped(repository, collector, options_of)
+            report = CatalogReport(run.target, 0, len(in_base), 0, 0, time.monotonic() - t0, None)
+            return report, None
+        commit_id, refs, nbytes = await _write_and_commit(
+            run, session, author, ex, new, reader, progress, added
+        )
+    _authorize_skipped(repository, collector, options_of)
+    report = CatalogReport(
+        run.target, added, len(in_base), refs, nbytes, time.monotonic() - t0, commit_id
+    )
+    return report, session
+
+
+def _reader(repository: Repository, cat: Catalog) -> SourceReader:
+    """A reader of the dataset's and the catalog's sources, with the options given for them."""
+    reader = SourceReader(
+        {
+            **repository.sources.authorized,
+            **{container_of(s.url): s.options for s in cat.sources},
+        }
+    )
+    reader.container_options = dict(repository.sources.container_options)
+    return reader
+
+
+def _check_arguments(
+    cat: Catalog,
+    current: Session,
+    mode: str,
+    path: str | None,
+    concat_dim: str,
+    batch_size: int | None,
+    workers: int | None,
+    message: str | None,
+) -> _Run:
+    """The run's target, dimension and sizes, from the arguments and the catalog's own
+    ``path`` and ``concat_dim``; refuses what is inconsistent or cannot be imported into."""
     if path is None:
         path = cat.path
-    elif cat.path is not None and _norm_path(cat.path) != _norm_path(path):
+    elif cat.path is not None and normalize_path(cat.path) != normalize_path(path):
         raise InvalidInputError(
             f"the catalog names path {cat.path!r} but {path!r} was given; give one of them"
         )
     if path is None:
         raise InvalidInputError("import_catalog needs a path (the group to build the dataset in)")
-    target = _norm_path(path)
+    target = normalize_path(path)
     dim = concat_dim
     if cat.concat_dim is not None and cat.concat_dim != concat_dim:
         if concat_dim != "time":
@@ -273,7 +357,6 @@ async def import_catalog(
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise InvalidInputError(f"workers must be a positive integer, got {workers!r}")
-    current = repo.session
     if not current.writable or current.branch is None:
         raise ReadOnlyError(
             "the current session is read-only (not on a branch tip); checkout a branch to "
@@ -284,86 +367,77 @@ async def import_catalog(
             "the current session has uncommitted changes; commit or discard them before "
             "importing a catalog (it is committed on its own)"
         )
-    branch = current.branch
-    session = await _resume_or_start(repo, branch, target, mode)
-    resumed = session.has_changes
-    reader = SourceReader(
-        {
-            **repo.repository.sources.authorized,
-            **{container_of(s.url): s.options for s in cat.sources},
-        }
-    )
-    reader.container_options = dict(repo.repository.sources.container_options)
-    ex = await _existing(session, target, dim, reader)
-    if mode == "append" and ex.layout is None:
-        raise NotFoundError(
-            f"there is no dataset at /{target} to append to; use import_catalog to create it"
-        )
+    return _Run(mode, target, dim, current.branch, batch_size, workers, message)
+
+
+async def _scan(
+    run: _Run,
+    cat: Catalog,
+    ex: _Existing,
+    client: Any,
+    progress: _Progress,
+    cleanup: contextlib.AsyncExitStack,
+) -> _Collector:
+    """Every source of ``cat`` scanned (in workers, see :mod:`._workers`) and collected,
+    their concat coordinates decoded; those already in the dataset are only stat-ed."""
     known_sorted = sorted(ex.known)
     jobs = [
-        ScanJob(s.url, s.options, dim, _known_for(s.url, ex.known, known_sorted), compact=True)
+        ScanJob(s.url, s.options, run.dim, _known_for(s.url, ex.known, known_sorted), compact=True)
         for s in cat.sources
     ]
     options_of = {s.url: s.options for s in cat.sources}
-    if workers is None:
-        workers = default_workers(jobs)
-    collector = _Collector(dim)
-    async with contextlib.AsyncExitStack() as cleanup:
-        progress = cleanup.enter_context(_Progress(_stderr_is_tty()))
-        advance = progress.task(f"scanning {len(jobs)} sources", len(jobs))
+    workers = default_workers(jobs) if run.workers is None else run.workers
+    collector = _Collector(run.dim)
+    advance = progress.task(f"scanning {len(jobs)} sources", len(jobs))
 
-        def on_result(res: ScanResult) -> None:
-            collector.add(res, options_of.get(res.url))
-            advance(1)
+    def on_result(res: ScanResult) -> None:
+        collector.add(res, options_of.get(res.url))
+        advance(1)
 
-        # xarray's CF coding imports a second's worth of modules on first use (dask among
-        # them, when installed): let that happen while workers start and scan
-        await _scan_all(
-            jobs,
-            workers,
-            client,
-            on_result,
-            lambda: asyncio.to_thread(_warm_up_cf, dim),
-            cleanup,
-        )
-        await asyncio.to_thread(collector.decode)
-        new = collector.sources
-        base_sorted = sorted(ex.base_known)
-        in_base = [u for u in collector.skipped if _in(u, ex.base_known, base_sorted)]
-        if new and mode == "import" and ex.base_has_data:
-            raise InvalidInputError(
-                f"/{target} already holds a dataset and {len(new)} of the given sources are "
-                f"not in it (e.g. {new[0].url}); use append_catalog to add sources to an "
-                "existing dataset"
-            )
-        added = len(new) + len(collector.skipped) - len(in_base)
-        if not new and not resumed:
-            _authorize_skipped(repo, collector, options_of)
-            return CatalogReport(target, 0, len(in_base), 0, 0, time.monotonic() - t0, None)
-        plan: _Plan | None = None
-        if new:
-            ordered = sorted(new, key=_SortKey)
-            ordered[0].result = await _rescan(ordered[0], dim)
-            layout, _ = await _validate(ordered, ex, dim, session, reader)
-            plan = await _make_plan(session, target, dim, ordered, layout, ex)
-            write = progress.task(f"writing {len(ordered)} sources", len(ordered))
-            for batch in _batches(ordered, batch_size):
-                await _keep_alive(session)
-                await _write._write_batch(plan, batch)  # looked up here: tests replace it
-                write(len(batch))
-        refs, nbytes = _count(session, target)
-        verb = "append_catalog" if mode == "append" else "import_catalog"
-        commit_message = message or f"{verb} /{target}: {added} sources"
-        commit_id = await session.commit(
-            commit_message,
-            author=repo.author,
-            metadata={"catalog": {"path": target, "concat_dim": dim, "sources": added}},
-        )
-    repo._set_session(session)
-    _authorize_skipped(repo, collector, options_of)
-    return CatalogReport(
-        target, added, len(in_base), refs, nbytes, time.monotonic() - t0, commit_id
+    # xarray's CF coding imports a second's worth of modules on first use (dask among
+    # them, when installed): let that happen while workers start and scan
+    await _scan_all(
+        jobs,
+        workers,
+        client,
+        on_result,
+        lambda: asyncio.to_thread(_warm_up_cf, run.dim),
+        cleanup,
     )
+    await asyncio.to_thread(collector.decode)
+    return collector
+
+
+async def _write_and_commit(
+    run: _Run,
+    session: Session,
+    author: str,
+    ex: _Existing,
+    new: list[_Source],
+    reader: SourceReader,
+    progress: _Progress,
+    added: int,
+) -> tuple[str, int, int]:
+    """Order and validate the new sources, write them in batches into ``session`` and commit
+    it; return the commit, and the references and bytes it holds under the target."""
+    if new:
+        ordered = sorted(new, key=_SortKey)
+        ordered[0].result = await _rescan(ordered[0], run.dim)
+        layout, _ = await _validate(ordered, ex, run.dim, session, reader)
+        plan = await _make_plan(session, run.target, run.dim, ordered, layout, ex)
+        write = progress.task(f"writing {len(ordered)} sources", len(ordered))
+        for batch in _batches(ordered, run.batch_size):
+            await _keep_alive(session)
+            await _write._write_batch(plan, batch)  # looked up here: tests replace it
+            write(len(batch))
+    refs, nbytes = _count(session, run.target)
+    verb = "append_catalog" if run.mode == "append" else "import_catalog"
+    commit_id = await session.commit(
+        run.message or f"{verb} /{run.target}: {added} sources",
+        author=author,
+        metadata={"catalog": {"path": run.target, "concat_dim": run.dim, "sources": added}},
+    )
+    return commit_id, refs, nbytes
 
 
 async def _keep_alive(session: Session) -> None:
@@ -377,11 +451,11 @@ async def _keep_alive(session: Session) -> None:
 
 
 def _authorize_skipped(
-    repo: AsyncRepo, collector: _Collector, options_of: Mapping[str, Any]
+    repository: Repository, collector: _Collector, options_of: Mapping[str, Any]
 ) -> None:
     """Let this process read the skipped sources too, as it reads the ones just written:
     the caller named them all (they were imported by an earlier run, maybe elsewhere)."""
-    repo.repository.sources.authorize(
+    repository.sources.authorize(
         {
             prefix: options_of.get(url)
             for url, prefix in zip(collector.skipped, collector.skipped_prefixes, strict=True)
@@ -389,16 +463,18 @@ def _authorize_skipped(
     )
 
 
-async def _resume_or_start(repo: AsyncRepo, branch: str, target: str, mode: str) -> Session:
-    """The active catalog session for ``target`` on ``branch`` (left by a run that did not
-    finish), or a new one."""
-    names = {f"import_catalog /{target}", f"append_catalog /{target}"}
+async def _resume_or_start(repository: Repository, run: _Run, author: str) -> Session:
+    """The active catalog session for the run's target on its branch (left by a run that did
+    not finish), or a new one."""
+    names = {f"import_catalog /{run.target}", f"append_catalog /{run.target}"}
     candidates = [
-        s for s in await repo.list_active_sessions() if s.branch == branch and s.message in names
+        s
+        for s in await list_sessions(repository.storage)
+        if s.state == "active" and s.branch == run.branch and s.message in names
     ]
     for info in sorted(candidates, key=lambda s: s.created, reverse=True):
         with contextlib.suppress(ReadOnlyError, NotFoundError):
-            return await repo.repository.join_session(info.id)
-    return await repo.repository.session(
-        branch, message=f"{mode}_catalog /{target}", author=repo.author
+            return await repository.join_session(info.id)
+    return await repository.session(
+        run.branch, message=f"{run.mode}_catalog /{run.target}", author=author
     )

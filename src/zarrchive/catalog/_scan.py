@@ -13,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
-import os
-import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +28,7 @@ from ..errors import (
     ZarrchiveError,
 )
 from ..format import INLINE, VIRTUAL, Manifest
-from ..importers._base import ImportedTree
-from ..importers._detect import detect_format
+from ..importers import FORMATS, HEAD_BYTES, ImportedTree, detect_format, scanner, sniff
 from ..sources import (
     SourceReader,
     local_path,
@@ -117,55 +113,6 @@ class ScanResult:
     coord_meta: dict[str, Any] | None = None
 
 
-def _detect(url: str, options: Mapping[str, Any] | None) -> str:
-    """The source's format, from its first 4 KiB (a directory: a Zarr v2 store or nothing).
-    Remote files are usually recognised from :func:`_prefetch`'s bytes instead."""
-    path = local_path(url)
-    try:
-        if path is not None:
-            if os.path.isdir(path):
-                return _zarr_dir(url, os.listdir(path))
-            with open(path, "rb") as f:
-                head = f.read(4096)
-        else:  # reading first saves object stores a listing per file
-            fs, p = _url_to_fs(url, options)
-            try:
-                head = fs.cat_file(p, start=0, end=4096)
-            except (FileNotFoundError, IsADirectoryError):
-                if not fs.isdir(p):
-                    raise FileNotFoundError(url) from None
-                names = [posixpath.basename(x) for x in fs.ls(p, detail=False)]
-                return _zarr_dir(url, names)
-    except FileNotFoundError:
-        raise NotFoundError(f"source {url} does not exist") from None
-    except OSError as exc:
-        raise InvalidInputError(f"source {url} cannot be read: {exc}") from exc
-    return detect_format(head, where=url)
-
-
-def _zarr_dir(url: str, names: Sequence[str]) -> str:
-    if {".zgroup", ".zattrs", ".zmetadata", ".zarray"} & set(names):
-        return "zarr_v2"
-    raise UnsupportedFeatureError(
-        f"{url} is a directory but not a Zarr v2 store (no .zgroup or .zattrs); list the "
-        "files in it instead"
-    )
-
-
-def _importer(fmt: str, url: str) -> Any:
-    from ..repo import _MODULE_OF
-
-    name = _MODULE_OF[fmt]
-    try:
-        return importlib.import_module(f"zarrchive.importers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"zarrchive.importers.{name}":
-            raise
-        raise UnsupportedFeatureError(
-            f"{url} is a {fmt} source, but this zarrchive has no {fmt} importer yet"
-        ) from None
-
-
 async def _scan_tree(
     job: ScanJob, fmt: str | None, head: bytes = b"", first: Any = None
 ) -> ImportedTree | None:
@@ -182,7 +129,7 @@ async def _scan_tree(
             s = stats[u] = await reader.stat(u, job.options)
         return s
 
-    if fmt != "zarr_v2":
+    if fmt is None or not FORMATS[fmt].store:  # a store's objects: stat-ed by its importer
         try:
             st = await stat(job.url)
         except FileNotFoundError:
@@ -193,11 +140,10 @@ async def _scan_tree(
                 return None
             raise InvalidInputError(_changed(job.url, known, st.checksum))
     assert fmt is not None
-    extra = {"prefetched": head} if fmt == "hdf5" and head and first is not None else {}
-    tree = await _importer(fmt, job.url).scan(
-        job.url, stat=stat, storage_options=job.options, **extra
-    )
-    if fmt == "zarr_v2" and job.known:
+    spec = FORMATS[fmt]
+    extra = {"prefetched": head} if spec.prefetched and head and first is not None else {}
+    tree = await scanner(fmt)(job.url, stat=stat, storage_options=job.options, **extra)
+    if spec.store and job.known:
         urls: dict[str, str | None] = {}
         for path, arr in tree.arrays.items():
             if job.concat_dim in _dims(arr.meta) and path != job.concat_dim:
@@ -405,11 +351,11 @@ def scan_source(job: ScanJob) -> ScanResult:
         fmt: str | None
         if prefetched is not None:
             first, head = prefetched
-            fmt = detect_format(head[:4096], where=job.url)
-        else:  # local, a store, already in the dataset, or not readable (_detect says why)
+            fmt = detect_format(head[:HEAD_BYTES], where=job.url)
+        else:  # local, a store, already in the dataset, or not readable (sniff says why)
             first, head = None, b""
             # a file already in the dataset is decided by one stat: no need to recognise it
-            fmt = None if job.url in job.known else _detect(job.url, job.options)
+            fmt = None if job.url in job.known else sniff(job.url, job.options)
         # remote sources never: their parse waits for the network (maybe through this loop)
         inline = _OWN_PROCESS[0] and not remote
         with blocking_allowed(inline):

@@ -1,6 +1,6 @@
 """``zarrchive.grib``: a Zarr v3 array-to-bytes codec whose encoded chunk is one GRIB message.
 
-The GRIB importer (``zarrchive.importers.grib2``) points each chunk of a variable at one whole
+The GRIB importer (``zarrchive.importers.grib``) points each chunk of a variable at one whole
 GRIB message (edition 1 or 2) inside the source file; this codec turns those bytes back into
 the chunk's array with ecCodes, the reference GRIB decoder (every packing ecCodes knows:
 simple, complex, spatial differencing, JPEG 2000, PNG, CCSDS, IEEE...). The result follows

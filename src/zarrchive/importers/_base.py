@@ -23,7 +23,7 @@ StatFn = Callable[[str], Awaitable[SourceStat]]
 
 
 class Scanner(Protocol):
-    """What every format module exposes as ``scan``.
+    """What every format module exposes as ``scan`` (:func:`~._registry.scanner` hands it out).
 
     ``url`` is normalised (``file:///abs/path`` for local files); ``storage_options`` open it
     with fsspec; ``stat`` gives the source's checksum (call it once per source object and
@@ -51,8 +51,8 @@ class ImportedArray:
 class ImportedTree:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     arrays: dict[str, ImportedArray] = field(default_factory=dict)
-    #: storage options per container prefix, as given by the caller (may hold credentials;
-    #: only their public part is ever written to the repository)
+    #: storage options per container prefix, set by the caller that was given them (never by
+    #: an importer; may hold credentials: only their public part is written to the repository)
     source_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def urls(self) -> set[str]:

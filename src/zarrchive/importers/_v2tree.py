@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, NotFoundError, UnsupportedFeatureError
 from ..format import INLINE, VIRTUAL, Manifest
-from ..sources import SourceStat, container_of, normalize_url
+from ..sources import SourceStat, normalize_url
 from ..zarr_keys import chunk_grid_shape
 from ._base import ImportedArray, ImportedTree
 from ._v2meta import convert_array, convert_group
@@ -235,8 +235,6 @@ async def scan_mapping(
             _check_ranges(path, m, stats)
         refs = Manifest.merge(parts, arr.ndim) if parts else Manifest.empty(arr.ndim)
         tree.arrays[path] = ImportedArray(arr.meta, refs)
-    if storage_options:
-        tree.source_options = {container_of(u): dict(storage_options) for u in urls}
     return tree
 
 

@@ -71,7 +71,7 @@ from ..errors import (
     ZarrchiveError,
 )
 from ..format import Manifest
-from ..sources import container_of, local_path
+from ..sources import local_path
 from ._base import ImportedArray, ImportedTree, StatFn
 from ._v2meta import convert_array
 
@@ -641,6 +641,4 @@ async def scan(
         raise NotFoundError(f"source {url!r} does not exist") from None
     header = await offload(_read_header, url, st.size, storage_options, url)
     tree = build_tree(header, url, st.size, st.checksum, max_chunk_bytes=max_chunk_bytes)
-    if storage_options:
-        tree.source_options = {container_of(url): dict(storage_options)}
     return tree

@@ -39,7 +39,7 @@ eccodes = pytest.importorskip("eccodes")
 pytest.importorskip("cfgrib")
 
 from zarrchive.codecs.grib import CODEC_NAME, GribCodec, decode_message  # noqa: E402
-from zarrchive.importers import grib2  # noqa: E402
+from zarrchive.importers import grib  # noqa: E402
 from zarrchive.sources import SourceStat  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
@@ -143,7 +143,7 @@ def direct_scan(path: Path | str, **options: Any) -> zarrchive.importers.Importe
         st = os.stat(Path(path))
         return SourceStat(st.st_size, f"mtime_ns={st.st_mtime_ns}")
 
-    return asyncio.run(grib2.scan(url, stat=stat, **options))
+    return asyncio.run(grib.scan(url, stat=stat, **options))
 
 
 def virtual_refs(tree: Any) -> dict[str, list[tuple[tuple[int, ...], int, int]]]:
@@ -335,9 +335,9 @@ def test_key_cache_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys cached per header (``_identity``) give the trees of a key-by-key scan."""
     for name in FILES:
         cached = direct_scan(SAMPLES / name)
-        monkeypatch.setattr(grib2, "_CACHE_IDENTITY", False)
+        monkeypatch.setattr(grib, "_CACHE_IDENTITY", False)
         plain = direct_scan(SAMPLES / name)
-        monkeypatch.setattr(grib2, "_CACHE_IDENTITY", True)
+        monkeypatch.setattr(grib, "_CACHE_IDENTITY", True)
         assert cached.groups == plain.groups
         assert cached.arrays.keys() == plain.arrays.keys()
         for path, arr in cached.arrays.items():
@@ -664,7 +664,7 @@ _FUZZ = textwrap.dedent(
     import numpy as np
     warnings.simplefilter("ignore")
     import zarrchive
-    from zarrchive.importers import grib2
+    from zarrchive.importers import grib
     from zarrchive.codecs.grib import decode_message
 
     src, work, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -682,14 +682,14 @@ _FUZZ = textwrap.dedent(
         cases.append(("cut", data[: int(rng.integers(1, len(data)))]))
 
     captured = []  # the tree the repository ingests, with its references
-    scan = grib2.scan
+    scan = grib.scan
 
     async def spy(*args, **kwargs):
         tree = await scan(*args, **kwargs)
         captured.append(tree)
         return tree
 
-    grib2.scan = spy
+    grib.scan = spy
 
     outcomes = []
     for i, (kind, blob) in enumerate(cases):

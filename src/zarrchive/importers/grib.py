@@ -78,7 +78,7 @@ from ..errors import (
     ZarrchiveError,
 )
 from ..format import INLINE, Manifest
-from ..sources import container_of, local_path
+from ..sources import local_path
 from ._base import ImportedArray, ImportedTree, StatFn
 from ._v2meta import convert_array, convert_group
 
@@ -1102,6 +1102,4 @@ async def scan(
     tree, issued = await offload(run)
     for message in issued:
         warnings.warn(message, UserWarning, stacklevel=2)
-    if storage_options:
-        tree.source_options = {container_of(url): dict(storage_options)}
     return tree
