@@ -702,6 +702,24 @@ class AsyncRepo:
 
         return filter_paths(self.session.nodes, expression)
 
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        open_browser: bool = False,
+        authorize: Sequence[str] | None = None,
+    ) -> None:
+        """Serve a read-only web view of this repository on the running loop until
+        cancelled (history, diffs, tree, chunk maps, quick-look plots); needs the ``web``
+        extra. ``authorize``: more container prefixes the pages may read. See
+        ``zarrchive.web``."""
+        from .web import serve_async
+
+        await serve_async(
+            self, host=host, port=port, open_browser=open_browser, authorize=authorize
+        )
+
     async def open_root_group(self) -> zarr.AsyncGroup:
         import zarr.api.asynchronous as za
 
@@ -874,9 +892,23 @@ class Repo:
         kwargs.setdefault("zarr_format", 3)
         return xr.open_zarr(store, group=_norm_path(group) if group else None, **kwargs)
 
+    def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        open_browser: bool = False,
+        authorize: Sequence[str] | None = None,
+    ) -> None:
+        """Serve a read-only web view of this repository until Ctrl-C (blocking); see
+        :meth:`AsyncRepo.serve`."""
+        from .web import serve
+
+        serve(self._async, host=host, port=port, open_browser=open_browser, authorize=authorize)
+
 
 for _name, _fn in inspect.getmembers(AsyncRepo, inspect.iscoroutinefunction):
-    if _name.startswith("_") or _name in ("open_root_group",):
+    if _name.startswith("_") or _name in ("open_root_group", "serve"):
         continue
     if _name in ("create", "open", "open_or_create"):
         setattr(Repo, _name, _blocking_constructor(_name))
