@@ -5,17 +5,17 @@ and that serving leaves the repository exactly as it was."""
 from __future__ import annotations
 
 import io
-from html import unescape
 import re
+from html import unescape
 
 import numpy as np
 import pytest
-from conftest import open_repo
 from PIL import Image
 from starlette.testclient import TestClient
 from web_sample import BROWSED_ARRAY, BROWSED_VIRTUAL, TIFF, Sample
 
 import zarrchive
+from conftest import open_repo
 from zarrchive._sync import sync
 from zarrchive.web import create_app
 from zarrchive.web._plots import KIND_COLOURS
@@ -123,7 +123,11 @@ def test_unknown_paths_refs_and_arrays_are_404(client: TestClient, sample: Sampl
 def test_overview(client: TestClient, sample: Sample) -> None:
     html = client.get("/").text
     assert sample.location in html
-    for name, commit in [("main", sample.main_tip), ("fix-units", sample.fix), ("v1", sample.imported)]:
+    for name, commit in [
+        ("main", sample.main_tip),
+        ("fix-units", sample.fix),
+        ("v1", sample.imported),
+    ]:
         assert f">{name}</a>" in html
         assert f'href="/commit/{commit}"' in html
     assert "t2m in degC" in html and "retitle" in html
@@ -337,3 +341,20 @@ def test_unauthorised_virtual_chunks(unauthorised: TestClient, sample: Sample) -
     assert unauthorised.get("/ref/main/quicklook/surface/t2m").status_code == 200
     overview = unauthorised.get("/").text
     assert "not authorised" in overview and "--authorize " + sample.container in overview
+
+
+def test_history_of_a_tag_off_every_branch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo = zarrchive.Repo.create(tmp_path / "repo", author="tester")
+    repo.new_branch("side")
+    repo.root_group.attrs["side"] = True
+    side = repo.commit("on the side")
+    repo.tag("kept", side)
+    repo.checkout("main")
+    repo.delete_branch("side")
+    with TestClient(create_app(repo)) as c:
+        html = c.get("/history").text
+        assert c.get("/commit/kept").status_code == 200
+        assert c.get("/commit/side").status_code == 404
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert svg.count("<circle") == 2 and ">kept</text>" in svg and ">side<" not in svg
+    assert len(set(re.findall(r'<circle class="dot[^"]*" cx="([\d.]+)"', svg))) == 2

@@ -100,9 +100,7 @@ def build(location: str | os.PathLike[str], sample_dir: Path = SAMPLE_DIR) -> Sa
     repo.checkout("main")
     repo.root_group.attrs["title"] = "zarrchive web sample (main)"
     main_tip = repo.commit("retitle")
-    return Sample(
-        str(location), first, imported, fix, main_tip, "file://" + str(sample_dir) + "/"
-    )
+    return Sample(str(location), first, imported, fix, main_tip, "file://" + str(sample_dir) + "/")
 
 
 def free_port() -> int:

@@ -172,8 +172,7 @@ def parse_selection(info: ArrayInfo, params: Mapping[str, str]) -> Selection:
         y = n - 2 if x != n - 2 else n - 1
     if y == x:
         raise InvalidInputError(
-            f"y and x must be two different dimensions of /{info.path}, both are "
-            f"{info.dims[x]!r}"
+            f"y and x must be two different dimensions of /{info.path}, both are {info.dims[x]!r}"
         )
     index = [0] * n
     for a in range(n):

@@ -16,6 +16,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import MaxNLocator
 
 __all__ = ["KIND_COLOURS", "chunk_map_png", "line_png", "quicklook_png"]
@@ -32,9 +33,14 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _notes(fig: Figure, notes: Sequence[str]) -> None:
-    if notes:
-        fig.text(0.01, 0.01, "\n".join(notes), fontsize=8, color="#a33", va="bottom")
+def _notes(fig: Figure, notes: Sequence[str], line: float) -> None:
+    """Write ``notes`` under the plot, making room (``line``: figure height per note)."""
+    if not notes:
+        return
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0, line * len(notes), 1, 1 - line * len(notes)))
+    fig.text(0.01, 0.01, "\n".join(notes), fontsize=8, color="#a33", va="bottom")
 
 
 def _size(rows: int, cols: int, width: float = 7.6) -> tuple[float, float]:
@@ -81,9 +87,7 @@ def quicklook_png(
         axis.set_major_locator(MaxNLocator(integer=True))
     if not finite.size:
         ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
-    if notes:
-        fig.get_layout_engine().set(rect=(0, 0.06 * len(notes), 1, 1 - 0.06 * len(notes)))
-    _notes(fig, notes)
+    _notes(fig, notes, 0.06)
     return _png(fig)
 
 
@@ -106,9 +110,7 @@ def line_png(
     ax.grid(True, color="#e5e5e5")
     if not np.isfinite(values).any():
         ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
-    if notes:
-        fig.get_layout_engine().set(rect=(0, 0.08 * len(notes), 1, 1 - 0.08 * len(notes)))
-    _notes(fig, notes)
+    _notes(fig, notes, 0.08)
     return _png(fig)
 
 

@@ -91,7 +91,7 @@ def plan(info: ArrayInfo, sel: Selection, limits: Limits) -> Plan:
     coarsened = False
     while math.prod(touched.values()) > limits.max_chunks:
         widest = max(axes, key=lambda a: touched[a])
-        step[widest] *= 2
+        step[widest] = max(step[widest] + 1, math.ceil(step[widest] * 1.25))
         touched = count()
         coarsened = True
     if coarsened:
@@ -116,9 +116,8 @@ def plan(info: ArrayInfo, sel: Selection, limits: Limits) -> Plan:
             others = math.prod(touched[b] for b in axes[i + 1 :])
             keep = max(1, allowed // max(others, 1))
             if touched[a] > keep:
-                ids = samples(a) // max(info.chunks[a], 1)
-                last_chunk = _touched(samples(a), info.chunks[a])[keep - 1]
-                stop[a] = int(samples(a)[ids <= last_chunk][-1]) + 1
+                last_chunk = int(_touched(samples(a), info.chunks[a])[keep - 1])
+                stop[a] = min(info.shape[a], (last_chunk + 1) * info.chunks[a])
                 notes.append(
                     f"cut by the size bound ({_mib(limits.max_bytes)} per quick-look): "
                     f"showing {info.dims[a]} 0..{stop[a] - 1} of {info.shape[a]}"

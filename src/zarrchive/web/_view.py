@@ -238,13 +238,13 @@ class RepoView:
     ) -> list[Container]:
         repo = await self.repo()
         found: dict[str, tuple[dict[str, Any], list[str]]] = {}
-        for prefix, opts in repo.repository.config.virtual_containers.items():
-            found[prefix] = (public_options(opts), ["config"])
+        for prefix, options in repo.repository.config.virtual_containers.items():
+            found[prefix] = (public_options(options), ["config"])
         for kind, refs in (("branch", branches), ("tag", tags)):
             for name, commit in refs.items():
                 snap = await repo.repository.get_snapshot(commit)
-                for prefix, opts in snap.containers.items():
-                    entry = found.setdefault(prefix, (public_options(opts), []))
+                for prefix, recorded in snap.containers.items():
+                    entry = found.setdefault(prefix, (public_options(recorded), []))
                     entry[1].append(f"{kind} {name}")
         return [
             Container(p, o, authorised(self.reader, p), tuple(w))

@@ -32,9 +32,7 @@ class Item:
     children: list[Item] = field(default_factory=list)
 
 
-def build(
-    nodes: dict[str, Node], prefix: str, matches: set[str] | None
-) -> tuple[Item, int, bool]:
+def build(nodes: dict[str, Node], prefix: str, matches: set[str] | None) -> tuple[Item, int, bool]:
     """The tree below ``prefix`` (only matches and their ancestors when filtering)."""
     keep: set[str] | None = None
     if matches is not None:
@@ -61,7 +59,9 @@ def build(
     below = [
         p
         for p in sorted(nodes)
-        if p != prefix and (not prefix or p.startswith(prefix + "/")) and (keep is None or p in keep)
+        if p != prefix
+        and (not prefix or p.startswith(prefix + "/"))
+        and (keep is None or p in keep)
     ]
     cut = len(below) > _MAX_NODES
     for p in below[:_MAX_NODES]:
