@@ -92,22 +92,18 @@ def test_async_repo_serve(sample: Sample) -> None:
     assert status == 200 and sample.fix in html
 
 
-def test_port_in_use_is_a_clear_error(sample: Sample) -> None:
+def test_port_in_use_is_a_clear_error(sample: Sample, capsys: pytest.CaptureFixture[str]) -> None:
     import socket
+
+    from zarrchive.cli import main
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        cmd = [EXE] if EXE else [sys.executable, "-m", "zarrchive"]
-        out = subprocess.run(
-            [*cmd, "--repo", sample.location, "serve", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert out.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+        assert main(["--repo", sample.location, "serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "choose another --port" in err
 
 
 def test_missing_web_dependencies_name_the_extra(
