@@ -358,3 +358,14 @@ def test_history_of_a_tag_off_every_branch(tmp_path) -> None:  # type: ignore[no
     svg = html[html.index("<svg") : html.index("</svg>")]
     assert svg.count("<circle") == 2 and ">kept</text>" in svg and ">side<" not in svg
     assert len(set(re.findall(r'<circle class="dot[^"]*" cx="([\d.]+)"', svg))) == 2
+
+
+def test_a_damaged_object_is_a_500_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo = zarrchive.Repo.create(tmp_path / "repo", author="tester")
+    first = repo.commit_log[0].id
+    repo.root_group.attrs["x"] = 1
+    repo.commit("second")
+    (tmp_path / "repo" / "snapshots" / first).write_bytes(b"not a snapshot")
+    with TestClient(create_app(zarrchive.Repo.open(tmp_path / "repo"))) as c:
+        r = c.get(f"/commit/{first}")
+    assert r.status_code == 500 and "Damaged repository object" in r.text

@@ -22,8 +22,8 @@ import zarrchive
 EXE = shutil.which("zarrchive")
 
 
-def fetch(url: str, method: str = "GET") -> tuple[int, str]:
-    request = urllib.request.Request(url, method=method)
+def fetch(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
             return r.status, r.read().decode()
@@ -43,6 +43,9 @@ def _serve_and_stop(cmd: list[str]) -> tuple[str, str, int]:
         status, html = fetch(url)
         assert status == 200 and "Branches" in html
         assert fetch(url, "POST")[0] == 405
+        # a page elsewhere cannot reach it through a DNS name of its own (rebinding)
+        assert fetch(url, host="attacker.example")[0] == 400
+        assert fetch(url, host="localhost:" + url.rsplit(":", 1)[1].strip("/"))[0] == 200
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

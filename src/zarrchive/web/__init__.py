@@ -49,12 +49,13 @@ def create_app(
     *,
     authorize: list[str] | None = None,
     limits: Limits | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The ASGI app serving ``repo`` read-only; see :func:`zarrchive.web.app.create_app`."""
     require()
     from .app import create_app as create
 
-    return create(repo, authorize=authorize, limits=limits)
+    return create(repo, authorize=authorize, limits=limits, allowed_hosts=allowed_hosts)
 
 
 def serve(repo: AsyncRepo | Repo, **options: Any) -> None:

@@ -25,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ..errors import (
+    FormatError,
     InvalidInputError,
     NotFoundError,
     SourceModifiedError,
@@ -54,7 +57,10 @@ _STATUS = {
     SourceModifiedError: (409, "Source changed"),
     UnsupportedFeatureError: (422, "Cannot show this"),
     StorageError: (502, "Storage error"),
+    FormatError: (500, "Damaged repository object"),
 }
+#: names a browser uses for a server on the loopback interface
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _error_page(request: Request, status: int, heading: str, message: str) -> Response:
@@ -99,12 +105,15 @@ def create_app(
     *,
     authorize: Iterable[str] | None = None,
     limits: Limits | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """A read-only ASGI app over ``repo``.
 
     ``authorize``: container prefixes whose virtual chunks the app may read, beyond those
-    ``repo`` is authorised for. ``limits``: bounds of one image request. The app opens its
-    own repository over the same storage on first use, on the loop that serves it.
+    ``repo`` is authorised for. ``limits``: bounds of one image request. ``allowed_hosts``:
+    the only ``Host`` headers answered (others get 400), so that a web page elsewhere cannot
+    reach a server on 127.0.0.1 through a DNS name it controls; default: any. The app opens
+    its own repository over the same storage on first use, on the loop that serves it.
     """
     view = RepoView(repo, authorize=authorize, limits=limits)
     handlers: dict[Any, Any] = {cls: _zarrchive_error for cls in _STATUS}
@@ -119,6 +128,11 @@ def create_app(
             Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers=handlers,
+        middleware=(
+            [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+            if allowed_hosts is not None
+            else []
+        ),
     )
     app.state.view = view
     app.state.templates = templates(str(_HERE / "templates"))
@@ -155,7 +169,10 @@ async def serve_async(
     """Serve ``repo`` read-only on the running loop until the task is cancelled."""
     import uvicorn
 
-    app = create_app(repo, authorize=authorize, limits=limits)
+    loopback = host in _LOOPBACK
+    app = create_app(
+        repo, authorize=authorize, limits=limits, allowed_hosts=_LOOPBACK if loopback else None
+    )
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -163,7 +180,7 @@ async def serve_async(
     view: RepoView = app.state.view
     scope = (
         "this machine only (pass --host 0.0.0.0 to listen on every interface)"
-        if host in ("127.0.0.1", "localhost", "::1")
+        if loopback
         else f"every client that can reach {host}: the pages show the whole repository"
     )
     print(
