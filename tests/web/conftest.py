@@ -4,26 +4,19 @@ it, and a test checks that), and test clients over it with and without authorisa
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
-from web_sample import Sample, build
 
-import zarrchive
 from zarrchive.web import create_app
+
+from .web_sample import Sample, build, open_repo
 
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     return build(tmp_path_factory.mktemp("web") / "repo")
-
-
-def open_repo(location: str, **kwargs: object) -> zarrchive.Repo:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return zarrchive.Repo.open(location, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

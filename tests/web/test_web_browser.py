@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from web_sample import BROWSED_ARRAY, BROWSED_VIRTUAL, CHROMIUM, Sample, Server, walk
 
-from conftest import open_repo
 from zarrchive.web import create_app
+
+from .web_sample import BROWSED_ARRAY, BROWSED_VIRTUAL, CHROMIUM, Sample, Server, open_repo, walk
 
 playwright = pytest.importorskip(
     "playwright.sync_api",

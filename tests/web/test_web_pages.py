@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
-from web_sample import BROWSED_ARRAY, BROWSED_VIRTUAL, TIFF, Sample
 
 import zarrchive
-from conftest import open_repo
 from zarrchive._sync import sync
 from zarrchive.web import create_app
 from zarrchive.web._plots import KIND_COLOURS
+
+from .web_sample import BROWSED_ARRAY, BROWSED_VIRTUAL, TIFF, Sample, open_repo
 
 GRIB_T2M = "samples/grib/2t_heightAboveGround/t2m"
 

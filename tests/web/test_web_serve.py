@@ -15,9 +15,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from web_sample import Sample, free_port
 
 import zarrchive
+
+from .web_sample import Sample, free_port
 
 EXE = shutil.which("zarrchive")
 

@@ -103,6 +103,17 @@ def build(location: str | os.PathLike[str], sample_dir: Path = SAMPLE_DIR) -> Sa
     return Sample(str(location), first, imported, fix, main_tip, "file://" + str(sample_dir) + "/")
 
 
+def open_repo(location: str, **kwargs: Any) -> Any:
+    """``Repo.open`` without the warning that a tag or commit is read-only."""
+    import warnings
+
+    from zarrchive import Repo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return Repo.open(location, **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
