@@ -429,6 +429,39 @@ def gc(c: Context, dry_run: bool, expire_older_than: float | None) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", "-p", default=8000, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the overview in a browser.")
+@click.option(
+    "--authorize",
+    "-a",
+    "serve_authorize",
+    multiple=True,
+    metavar="PREFIX",
+    help="Container prefix whose virtual chunks the pages may read (repeatable).",
+)
+@pass_ctx
+def serve(
+    c: Context, host: str, port: int, open_browser: bool, serve_authorize: tuple[str, ...]
+) -> None:
+    """Serve a read-only web view of the repository (needs the 'web' extra)."""
+    from .web import require
+    from .web import serve as run
+
+    try:
+        require()
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run(
+        c.open(),
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        authorize=[*(c.authorize or []), *serve_authorize],
+    )
+
+
+@cli.command()
 @click.argument("path", default="demo-repo")
 def demo(path: str) -> None:
     """Run the README's main job on a local repository at PATH."""

@@ -685,6 +685,24 @@ class AsyncRepo:
 
         return filter_paths(self.session.nodes, expression)
 
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        open_browser: bool = False,
+        authorize: Sequence[str] | None = None,
+    ) -> None:
+        """Serve a read-only web view of this repository on the running loop until
+        cancelled (history, diffs, tree, chunk maps, quick-look plots); needs the ``web``
+        extra. ``authorize``: more container prefixes the pages may read. See
+        ``zarrchive.web``."""
+        from .web import serve_async
+
+        await serve_async(
+            self, host=host, port=port, open_browser=open_browser, authorize=authorize
+        )
+
     async def open_root_group(self) -> zarr.AsyncGroup:
         """The root group of the current session (``Repo.root_group``, opened read-only off
         a branch tip)."""
@@ -1199,3 +1217,17 @@ class Repo:
         kwargs.setdefault("consolidated", False)
         kwargs.setdefault("zarr_format", 3)
         return xr.open_zarr(store, group=normalize_path(group) if group else None, **kwargs)
+
+    @_same_doc(AsyncRepo.serve)
+    def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        open_browser: bool = False,
+        authorize: Sequence[str] | None = None,
+    ) -> None:
+        # blocks until Ctrl-C, which it handles itself (not through the sync bridge)
+        from .web import serve
+
+        serve(self._async, host=host, port=port, open_browser=open_browser, authorize=authorize)
