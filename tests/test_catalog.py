@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import multiprocessing
 import os
@@ -24,7 +23,6 @@ import xarray as xr
 import zarrchive
 from zarrchive import InvalidInputError, NotFoundError, catalog
 from zarrchive.catalog import CatalogReport
-from zarrchive.sources import normalize_url
 
 N_IMPORT = 40
 N_APPEND = 10
@@ -89,20 +87,6 @@ def _reference(files: list[Path], fmt: str) -> xr.Dataset:
     )
 
 
-def _available(fmt: str, tmp: Path) -> str | None:
-    """Why ``fmt`` cannot be tested here (None when it can)."""
-    module = {"zarr_v2": "zarr_v2", "netcdf3": "netcdf3", "netcdf4": "hdf5"}[fmt]
-    try:
-        importlib.import_module(f"zarrchive.importers.{module}")
-        if fmt == "netcdf4":
-            import netCDF4  # noqa: F401
-        path = _write(_day(0), tmp / f"probe-{fmt}", fmt)
-        catalog.scan_source(catalog.ScanJob(normalize_url(str(path)), None, "time"))
-    except Exception as exc:  # an importer being written right now may not work yet
-        return f"{fmt} importer not usable: {type(exc).__name__}: {exc}"
-    return None
-
-
 @pytest.fixture(scope="session", params=["zarr_v2", "netcdf3", "netcdf4"])
 def daily(request: pytest.FixtureRequest, tmp_path_factory: Any) -> tuple[str, list[Path]]:
     """(format, 50 daily files): the first 40 to import, the last 10 to append."""
@@ -110,9 +94,6 @@ def daily(request: pytest.FixtureRequest, tmp_path_factory: Any) -> tuple[str, l
     if fmt == "zarr_v2":
         return fmt, request.getfixturevalue("zdaily")
     out = tmp_path_factory.mktemp(f"daily-{fmt}")
-    why = _available(fmt, out)
-    if why:
-        pytest.skip(why)
     files = [_write(_day(i), out / f"day{i:03d}", fmt, units=_units(i)) for i in range(50)]
     return fmt, files
 
@@ -515,9 +496,6 @@ def test_small_remote_netcdf4_costs_two_requests(
 
     from conftest import BUCKET
 
-    why = _available("netcdf4", tmp_path)
-    if why:
-        pytest.skip(why)
     # 150-200 KB each: more than a 64 KiB head, less than the 512 KiB first read
     days = [_day(i, shape=(120, 200)) for i in range(3)]
     files = [_write(ds, tmp_path / f"day{i:03d}", "netcdf4") for i, ds in enumerate(days)]
@@ -560,9 +538,6 @@ def test_remote_sources_are_fetched_together(
     from conftest import BUCKET
     from zarrchive.catalog import _scan
 
-    why = _available("netcdf4", tmp_path)
-    if why:
-        pytest.skip(why)
     files = [_write(_day(i), tmp_path / f"day{i:03d}", "netcdf4") for i in range(8)]
     prefix = f"{BUCKET}/{uuid.uuid4().hex}"
     fs = s3fs.S3FileSystem(**s3_server)
@@ -615,12 +590,9 @@ def test_s3_sources(s3_server: dict[str, Any], tmp_path: Path) -> None:
     for f in files:
         fs.put_file(str(f), f"{prefix}/{f.name}")
     repo = zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}")
-    try:
-        report = repo.import_catalog(
-            f"s3://{prefix}/day*.nc", "era5", workers=1, storage_options=s3_server
-        )
-    except zarrchive.UnsupportedFeatureError as exc:
-        pytest.skip(f"no NetCDF3 importer yet: {exc}")
+    report = repo.import_catalog(
+        f"s3://{prefix}/day*.nc", "era5", workers=1, storage_options=s3_server
+    )
     assert report.sources == 5
     expected = _reference(files, "netcdf3")
     xr.testing.assert_identical(repo.to_xarray("era5").load(), expected)

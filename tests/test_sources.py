@@ -25,11 +25,8 @@ import xarray as xr
 import zstandard
 
 import zarrchive
+from conftest import BUCKET
 from zarrchive import SourceModifiedError, UnauthorizedSourceError
-
-kerchunk_hdf = pytest.importorskip("kerchunk.hdf")
-
-BUCKET = "zarrchive-tests"
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Numcodecs codecs are not in the Zarr version 3",
@@ -68,6 +65,7 @@ def write_nc4(path: Path) -> Path:
 
 
 def hdf5_refs(url: str, **kw: Any) -> dict[str, Any]:
+    kerchunk_hdf = pytest.importorskip("kerchunk.hdf")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return kerchunk_hdf.SingleHdf5ToZarr(url, inline_threshold=0, **kw).translate()
@@ -620,7 +618,6 @@ def test_s3_clients_agree(
 
     import s3fs
 
-    from conftest import BUCKET
     from zarrchive._obstore import ObstoreS3
     from zarrchive.sources import SourceReader
 

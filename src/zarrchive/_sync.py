@@ -21,7 +21,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from zarr.core.sync import sync as _zarr_sync
+from ._zarr import sync as _zarr_sync
 
 T = TypeVar("T")
 

@@ -34,19 +34,23 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from zarr.abc.buffer import Buffer, NDBuffer
 from zarr.abc.codec import Codec
-from zarr.core.array_spec import ArraySpec
-from zarr.core.buffer import Buffer, NDBuffer
-from zarr.core.codec_pipeline import BatchedCodecPipeline, fill_value_or_default
 from zarr.storage import StorePath
 
+from ._zarr import (
+    STOCK_PIPELINE,
+    ArraySpec,
+    BatchedCodecPipeline,
+    fill_value_or_default,
+    numcodecs_wrappers,
+)
 from .changeset import ChunkRef
 from .errors import FormatError
 from .format import NATIVE, VIRTUAL
 
 __all__ = ["ZarrchiveCodecPipeline", "install"]
 
-_STOCK = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 _PATH = f"{__name__}.ZarrchiveCodecPipeline"
 #: chunks decoded per worker-thread task, at most
 _MAX_PER_TASK = 64
@@ -56,21 +60,12 @@ _Decode = Callable[[Any, ArraySpec], Any]
 _Item = tuple[ArraySpec, Any, Any, str, "ChunkRef | None"]
 
 
-def _wrappers() -> Any:
-    """zarr's (private) numcodecs wrapper module, or None if zarr moved it."""
-    try:
-        from zarr.codecs.numcodecs import _codecs
-    except ImportError:  # then those codecs take zarr's own path
-        return None
-    return _codecs
-
-
 def _numcodecs_decoder(codec: Codec) -> _Decode | None:
     """Synchronous decode of zarr's numcodecs wrappers (their async one hops threads)."""
-    wrappers = _wrappers()
+    wrappers = numcodecs_wrappers()
     if wrappers is None:
         return None
-    from zarr.core.buffer.cpu import as_numpy_array_wrapper
+    from zarr.buffer.cpu import as_numpy_array_wrapper
 
     inner = getattr(codec, "_codec", None)
     if inner is None:
@@ -112,7 +107,7 @@ def _numpy_bytes_decoder(codec: Codec) -> Callable[[Any], Any] | None:
     """
     from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
-    wrappers = _wrappers()
+    wrappers = numcodecs_wrappers()
     if wrappers is None:
         return None
     attr = {GzipCodec: "_gzip_codec", ZstdCodec: "_zstd_codec", BloscCodec: "_blosc_codec"}.get(
@@ -127,7 +122,7 @@ def _numpy_bytes_decoder(codec: Codec) -> Callable[[Any], Any] | None:
 def _numpy_array_decoder(codec: Codec, spec: ArraySpec) -> Callable[[Any], Any] | None:
     from zarr.codecs import TransposeCodec
 
-    wrappers = _wrappers()
+    wrappers = numcodecs_wrappers()
     if wrappers is None:
         return None
     if type(codec) is TransposeCodec:
@@ -436,5 +431,5 @@ def install() -> None:
     register_pipeline(ZarrchiveCodecPipeline)
     if os.environ.get("ZARRCHIVE_BATCHED_READS", "1") in ("0", "false", "no"):
         return
-    if zarr.config.get("codec_pipeline.path") == _STOCK:
+    if zarr.config.get("codec_pipeline.path") == STOCK_PIPELINE:
         zarr.config.set({"codec_pipeline.path": _PATH})

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -21,7 +22,6 @@ from zarr.abc.store import (
     Store,
     SuffixByteRequest,
 )
-from zarr.core.buffer import Buffer, BufferPrototype
 
 from .changeset import ChunkRef
 from .errors import InvalidInputError, ReadOnlyError, UnsupportedFeatureError

@@ -9,7 +9,6 @@ so with an explicit assertion.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pickle
@@ -27,6 +26,7 @@ import pytest
 import xarray as xr
 
 import zarrchive
+from conftest import BUCKET
 from zarrchive import (
     FormatError,
     InvalidInputError,
@@ -40,7 +40,8 @@ pytest.importorskip("cfgrib")
 
 from zarrchive.codecs.grib import CODEC_NAME, GribCodec, decode_message  # noqa: E402
 from zarrchive.importers import grib  # noqa: E402
-from zarrchive.sources import SourceStat  # noqa: E402
+
+from .conftest import memory_repo, ours, repo_state, scan_local  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::zarr.errors.UnstableSpecificationWarning",
@@ -68,14 +69,6 @@ GROUPS = {
 
 
 # ---------------------------------------------------------------------- helpers
-def new_repo(location: str | Path | None = None) -> zarrchive.Repo:
-    return zarrchive.Repo.create(location or f"memory://{uuid.uuid4().hex}", author="tester")
-
-
-def ours(repo: zarrchive.Repo, group: str) -> xr.Dataset:
-    return repo.to_xarray(group).load()
-
-
 def cfgrib(path: Path, **filter_by_keys: Any) -> xr.Dataset:
     """The reference: cfgrib, with no index file written next to the source."""
     with warnings.catch_warnings():
@@ -135,17 +128,6 @@ def messages(path: Path) -> list[dict[str, Any]]:
                 eccodes.codes_release(h)
 
 
-def direct_scan(path: Path | str, **options: Any) -> zarrchive.importers.ImportedTree:
-    """The importer called on its own (the repository calls it the same way)."""
-    url = Path(path).as_uri() if "://" not in str(path) else str(path)
-
-    async def stat(u: str) -> SourceStat:
-        st = os.stat(Path(path))
-        return SourceStat(st.st_size, f"mtime_ns={st.st_mtime_ns}")
-
-    return asyncio.run(grib.scan(url, stat=stat, **options))
-
-
 def virtual_refs(tree: Any) -> dict[str, list[tuple[tuple[int, ...], int, int]]]:
     """Per data array: (chunk coordinates, offset, length) of each virtual reference."""
     out = {}
@@ -194,15 +176,11 @@ def tiny_message(**keys: Any) -> bytes:
         eccodes.codes_release(h)
 
 
-def unchanged(repo: zarrchive.Repo, before: tuple[Any, Any]) -> None:
-    assert (repo.status(), repo.branches) == before
-
-
 # ---------------------------------------------------------------------- round trips
 @pytest.mark.parametrize("name", FILES)
 def test_every_group_matches_cfgrib(name: str) -> None:
     path = SAMPLES / name
-    repo = new_repo()
+    repo = memory_repo()
     summary = repo.add_virtual_grib(path, "g")
     repo.commit(f"import {name}")
     assert sorted(repo.root_group["g"].group_keys()) == GROUPS[name]
@@ -233,7 +211,7 @@ def test_every_group_matches_cfgrib(name: str) -> None:
 
 
 def test_hypercube_layout_and_missing_cells() -> None:
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(SAMPLES / "grib2_hypercube.grib2", "h")
     repo.add_virtual_grib(SAMPLES / "grib2_irregular.grib2", "i")
     t = ours(repo, "h/t_isobaricInhPa")
@@ -263,13 +241,13 @@ def test_hypercube_layout_and_missing_cells() -> None:
 @pytest.mark.parametrize("name", FILES)
 def test_every_message_is_exactly_one_chunk(name: str) -> None:
     path = SAMPLES / name
-    tree = direct_scan(path)
+    tree = scan_local(grib, path)
     refs = virtual_refs(tree)
     found = sorted((off, n) for rows in refs.values() for _, off, n in rows)
     file_messages = messages(path)
     assert found == [(m["offset"], m["length"]) for m in file_messages]
     by_offset = {m["offset"]: m for m in file_messages}
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g")
     for array_path, rows in refs.items():
         arr = repo.root_group[f"g/{array_path}"]
@@ -288,7 +266,7 @@ def test_every_message_is_exactly_one_chunk(name: str) -> None:
 
 def test_float64_keeps_eccodes_precision() -> None:
     path = SAMPLES / "grib2_hypercube.grib2"
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g", dtype="float64")
     got = ours(repo, "g/2t_heightAboveGround")["t2m"]
     assert got.dtype == np.float64
@@ -312,7 +290,7 @@ def test_scanning_modes_follow_the_data(tmp_path: Path) -> None:
         )
         + tiny_message(jPointsAreConsecutive=1, level=500)
     )
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g")
     with open(path, "rb") as f:
         for group in ("t_isobaricInhPa", "t_isobaricInhPa_1"):  # two grids: two groups
@@ -334,9 +312,9 @@ def test_scanning_modes_follow_the_data(tmp_path: Path) -> None:
 def test_key_cache_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys cached per header (``_identity``) give the trees of a key-by-key scan."""
     for name in FILES:
-        cached = direct_scan(SAMPLES / name)
+        cached = scan_local(grib, SAMPLES / name)
         monkeypatch.setattr(grib, "_CACHE_IDENTITY", False)
-        plain = direct_scan(SAMPLES / name)
+        plain = scan_local(grib, SAMPLES / name)
         monkeypatch.setattr(grib, "_CACHE_IDENTITY", True)
         assert cached.groups == plain.groups
         assert cached.arrays.keys() == plain.arrays.keys()
@@ -402,7 +380,7 @@ def test_fresh_process_reader(tmp_path: Path, how: str) -> None:
     ``import zarrchive.codecs`` (which is all a process can do until the entry point exists)."""
     path = SAMPLES / "grib2_ensemble.grib2"
     location = tmp_path / "repo"
-    repo = new_repo(location)
+    repo = zarrchive.Repo.create(location, author="tester")
     repo.add_virtual_grib(path, "g")
     repo.commit("import")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -432,10 +410,10 @@ def test_import_from_s3(s3_server: dict[str, Any]) -> None:
     import s3fs
 
     path = SAMPLES / "grib2_hypercube.grib2"
-    key = f"zarrchive-tests/{uuid.uuid4().hex}/{path.name}"
+    key = f"{BUCKET}/{uuid.uuid4().hex}/{path.name}"
     fs = s3fs.S3FileSystem(**s3_server)
     fs.put_file(str(path), key)
-    repo = new_repo()
+    repo = memory_repo()
     summary = repo.add_virtual_grib(f"s3://{key}", "g", storage_options=s3_server)
     repo.commit("from s3")
     assert summary.sources == 1
@@ -450,7 +428,7 @@ def test_junk_between_and_after_messages(tmp_path: Path) -> None:
     first = messages(SAMPLES / "grib2_edition1.grib1")[1]["offset"]
     path = tmp_path / "junk.grib"
     path.write_bytes(src[:first] + b"\0" * 100 + src[first:] + b"padding\n")
-    repo = new_repo()
+    repo = memory_repo()
     with pytest.warns(UserWarning, match=rf"not a GRIB message \(100 bytes at {first}, 8 bytes"):
         repo.add_virtual_grib(path, "g")
     for group in GROUPS["grib2_edition1.grib1"]:
@@ -460,7 +438,7 @@ def test_junk_between_and_after_messages(tmp_path: Path) -> None:
     lead = tmp_path / "lead.grib"
     lead.write_bytes(b"HEADER " * 3 + src)
     with pytest.warns(UserWarning, match=r"not a GRIB message \(21 bytes at 0\)"):
-        tree = direct_scan(lead)
+        tree = scan_local(grib, lead)
     assert sorted(g for g in tree.groups if g) == GROUPS["grib2_edition1.grib1"]
 
 
@@ -487,7 +465,7 @@ def test_large_grib1_message(tmp_path: Path) -> None:
     assert len(big) > 0x7FFFFF and big[4] & 0x80  # the large-message coding is in use
     path = tmp_path / "large.grib1"
     path.write_bytes(big + (SAMPLES / "grib2_edition1.grib1").read_bytes())
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g")
     assert sorted(repo.root_group["g"].group_keys()) == ["2t_surface", "skt_surface", "sp_surface"]
     skt = repo.root_group["g/skt_surface/skt"][...]
@@ -535,7 +513,7 @@ def test_multi_field_messages(tmp_path: Path) -> None:
     path.write_bytes(_as_one_message(u1, v1) + _as_one_message(u2, v2, share_bitmap=True) + t)
     assert len(messages(path)) == 3  # ecCodes without multi-field support sees 3 messages
 
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g")
     repo.commit("multi-field")
     assert sorted(repo.root_group["g"].group_keys()) == [
@@ -576,7 +554,7 @@ def test_unknown_parameter_named_like_cfgrib(tmp_path: Path) -> None:
     'unknown' (the group, ours, is named after the paramId)."""
     path = tmp_path / "unknown.grib2"
     path.write_bytes(tiny_message(discipline=0, parameterCategory=191, parameterNumber=77))
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(path, "g")
     assert list(repo.root_group["g"].group_keys()) == ["paramId_0_isobaricInhPa"]
     got = ours(repo, "g/paramId_0_isobaricInhPa")
@@ -586,9 +564,9 @@ def test_unknown_parameter_named_like_cfgrib(tmp_path: Path) -> None:
 
 def test_unsupported_and_invalid_inputs(tmp_path: Path) -> None:
     hyper = SAMPLES / "grib2_hypercube.grib2"
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(SAMPLES / "grib2_edition1.grib1", "kept")
-    before = (repo.status(), repo.branches)
+    before = repo_state(repo)
 
     edition3 = bytearray(tiny_message())
     edition3[7] = 3
@@ -613,11 +591,11 @@ def test_unsupported_and_invalid_inputs(tmp_path: Path) -> None:
         repo.add_virtual_grib(hyper, "x", on_unsupported="ignore")
     with pytest.raises(NotFoundError):
         repo.add_virtual_grib(tmp_path / "nothing.grib2", "x")
-    unchanged(repo, before)
+    assert repo_state(repo) == before
 
     (tmp_path / "junk.bin").write_bytes(b"no grib here at all" * 10)
     with pytest.raises(FormatError, match="no GRIB message"):
-        direct_scan(tmp_path / "junk.bin")
+        scan_local(grib, tmp_path / "junk.bin")
 
 
 def test_codec_is_read_only_and_strict() -> None:
@@ -637,7 +615,7 @@ def test_codec_is_read_only_and_strict() -> None:
     np.testing.assert_array_equal(
         decode_message(msg, (1, 3, 4), np.float64).ravel(), np.arange(12.0) * 1.5 + 200
     )
-    repo = new_repo()
+    repo = memory_repo()
     repo.add_virtual_grib(SAMPLES / "grib2_edition1.grib1", "g")
     arr = repo.root_group["g/2t_surface/t2m"]
     with pytest.raises(UnsupportedFeatureError, match="read-only"):

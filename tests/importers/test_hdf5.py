@@ -10,10 +10,7 @@ The HDF5 C library may crash on corrupt files, so the fuzz runs in subprocesses.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -31,17 +28,18 @@ import pytest
 import xarray as xr
 
 import zarrchive
+from conftest import BUCKET
 from zarrchive import InvalidInputError, NotFoundError, UnsupportedFeatureError
 from zarrchive._sync import sync
 from zarrchive.format import INLINE, VIRTUAL
 from zarrchive.importers import hdf5
-from zarrchive.sources import SourceStat, local_path, normalize_url
+
+from .conftest import memory_repo, native, ours, read_fresh, repo_state, scan_local
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 NC4 = SAMPLES / "netcdf4_sample.nc"
 H5 = SAMPLES / "hdf5_sample.h5"
 UNSUPPORTED = SAMPLES / "hdf5_unsupported.h5"
-BUCKET = "zarrchive-tests"  # the bucket of conftest's s3_server
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The data type .* does not have a Zarr V3 specification:UserWarning",
@@ -53,31 +51,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 # ---------------------------------------------------------------------- helpers
-def memory_repo() -> zarrchive.Repo:
-    return zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}", author="tester")
-
-
-def ours(repo: zarrchive.Repo, group: str) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return repo.to_xarray(group).load()
-
-
-def native(path: Path, engine: str, group: str | None = None) -> xr.Dataset:
-    kw: dict[str, Any] = {"phony_dims": "sort"} if engine == "h5netcdf" else {}
-    with xr.open_dataset(path, engine=engine, group=group or None, **kw) as ds:
-        return ds.load()
-
-
-async def _stat(url: str) -> SourceStat:
-    st = os.stat(local_path(url) or url)
-    return SourceStat(st.st_size, f"mtime_ns={st.st_mtime_ns}")
-
-
-def scan_tree(path: Path, **options: Any) -> zarrchive.importers.ImportedTree:
-    return asyncio.run(hdf5.scan(normalize_url(str(path)), stat=_stat, **options))
-
-
 def h5_reference(ds: h5py.Dataset) -> np.ndarray:
     """What h5py reads (variable-length strings as str)."""
     info = h5py.check_string_dtype(ds.dtype)
@@ -118,12 +91,6 @@ def assert_every_dataset(repo: zarrchive.Repo, prefix: str, path: Path) -> int:
                 assert got.dtype == want.dtype.newbyteorder("="), name
             compared += 1
     return compared
-
-
-def _state(repo: zarrchive.Repo, location: Path) -> tuple[Any, ...]:
-    files = sorted(str(p.relative_to(location)) for p in location.rglob("*"))
-    members = sorted(k for k, _ in repo.root_group.members(max_depth=None))
-    return repo.status(), repo.branches, repo.tags, files, members
 
 
 # ---------------------------------------------------------------------- round trips
@@ -329,7 +296,7 @@ def test_compact_datasets_never_read_as_zeros(tmp_path: Path) -> None:
                 f[name][...] = data
         for name in values:
             assert f[name].id.get_create_plist().get_layout() == h5py.h5d.COMPACT
-    tree = scan_tree(path)
+    tree = scan_local(hdf5, path)
     for name, data in values.items():
         refs = tree.arrays[name].refs
         assert len(refs) == (1 if data.size else 0)
@@ -344,13 +311,13 @@ def test_compact_datasets_never_read_as_zeros(tmp_path: Path) -> None:
 
 
 def test_options_inline_threshold_and_contiguous_split() -> None:
-    tree = scan_tree(H5, inline_threshold=100, contiguous_chunk_size=4096)
+    tree = scan_local(hdf5, H5, inline_threshold=100, contiguous_chunk_size=4096)
     contig = tree.arrays["contig"]
     assert contig.meta["chunk_grid"]["configuration"]["chunk_shape"] == [64, 8]
     assert len(contig.refs) == 8 and (contig.refs.kind == VIRTUAL).all()
     assert (tree.arrays["zstd"].refs.kind == INLINE).all()  # compressed chunks < 100 bytes
     assert (tree.arrays["blosc"].refs.kind == VIRTUAL).any()
-    default = scan_tree(H5)
+    default = scan_local(hdf5, H5)
     assert len(default.arrays["contig"].refs) == 1
     assert not (default.arrays["zstd"].refs.kind == INLINE).any()
 
@@ -366,24 +333,8 @@ def test_fresh_reader_in_a_subprocess(tmp_path: Path) -> None:
     repo.add_virtual_netcdf(NC4, "nc")
     repo.add_virtual_hdf(H5, "h5")
     repo.commit("import")
-    out = tmp_path / "ds.pickle"
-    script = (
-        "import pickle, sys, warnings, zarrchive\n"
-        "warnings.simplefilter('ignore')\n"
-        "repo = zarrchive.Repo.open(sys.argv[1], authorize_virtual=[sys.argv[2]])\n"
-        "groups = ['nc', 'nc/forecast', 'h5', 'h5/a/b']\n"
-        "dss = {g: repo.to_xarray(g).load() for g in groups}\n"
-        "open(sys.argv[3], 'wb').write(pickle.dumps(dss))\n"
-    )
-    container = SAMPLES.as_uri() + "/"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(location), container, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    dss = pickle.loads(out.read_bytes())
+    groups = ["nc", "nc/forecast", "h5", "h5/a/b"]
+    dss = read_fresh(location, SAMPLES.as_uri() + "/", groups, tmp_path / "ds.pickle")
     for group, ds in dss.items():
         xr.testing.assert_identical(ds, ours(repo, group))
     xr.testing.assert_identical(dss["nc/forecast"], native(NC4, "netcdf4", "forecast"))
@@ -464,7 +415,7 @@ def test_each_unsupported_case_raises_and_leaves_the_repository_unchanged(
     repo.commit("first")
     repo.add_virtual_hdf(H5, "pending")
     assert repo.status().has_changes
-    before = _state(repo, location)
+    before = repo_state(repo, location)
     for name, words in UNSUPPORTED_CASES.items():
         for target, overwrite in (("new", False), ("pending", True)):
             with pytest.raises(UnsupportedFeatureError) as info:
@@ -473,12 +424,12 @@ def test_each_unsupported_case_raises_and_leaves_the_repository_unchanged(
             assert f"/{name}:" in message and "on_unsupported" in message, message
             for w in words:
                 assert w in message, (name, message)
-            assert _state(repo, location) == before, name
+            assert repo_state(repo, location) == before, name
     # everything at once: one error naming them all
     with pytest.raises(UnsupportedFeatureError) as info:
         repo.add_virtual_hdf(UNSUPPORTED, "new")
     assert all(f"/{name}:" in str(info.value) for name in UNSUPPORTED_CASES)
-    assert _state(repo, location) == before
+    assert repo_state(repo, location) == before
     repo.commit("pending")
     assert assert_every_dataset(repo, "pending", H5) == 25
 
@@ -519,7 +470,7 @@ def test_on_unsupported_inline(recwarn: pytest.WarningsRecorder) -> None:
     assert ds["names"].values.tolist() == ["alpha", "beta", "gamma"]
     assert ds["cloud"].values.tolist() == [0, 2, 1, 1]  # an enum's integer codes
     # a committed repository reads the inline copies without the source file
-    tree = scan_tree(UNSUPPORTED, on_unsupported="inline")
+    tree = scan_local(hdf5, UNSUPPORTED, on_unsupported="inline")
     assert (tree.arrays["lz4"].refs.kind == INLINE).all()
 
 
@@ -549,7 +500,7 @@ def test_chunks_that_cannot_be_decoded_as_stored(tmp_path: Path) -> None:
         f["x"][...] = np.arange(10.0)
         f.create_dataset("even", data=np.arange(8.0), chunks=(4,), compression="gzip")
     with pytest.raises(UnsupportedFeatureError, match="/x: partial edge chunks"):
-        scan_tree(edge)
+        scan_local(hdf5, edge)
     repo = memory_repo()
     with pytest.warns(UserWarning, match="/x"):
         repo.add_virtual_hdf(edge, "e", on_unsupported="inline")
@@ -569,7 +520,7 @@ def test_chunks_that_cannot_be_decoded_as_stored(tmp_path: Path) -> None:
         filled = nc.createVariable("filled", "i2", ("t",), chunksizes=(5,), fill_value=-1)
         filled[:1] = [9]
     with pytest.raises(UnsupportedFeatureError, match="/short: .*fill time NEVER"):
-        scan_tree(nofill)
+        scan_local(hdf5, nofill)
     repo = memory_repo()
     with pytest.warns(UserWarning, match="/short"):
         repo.add_virtual_netcdf(nofill, "n", on_unsupported="inline")
@@ -602,7 +553,7 @@ def test_structure_edge_cases(tmp_path: Path) -> None:
         f.create_dataset(b"bad\xffname", data=np.arange(2))  # not UTF-8
         f.attrs[b"\xfeattr"] = 5
     with pytest.warns(UserWarning) as record:
-        tree = scan_tree(path)
+        tree = scan_local(hdf5, path)
     message = " ".join(str(w.message) for w in record)
     # links are followed in name order: /alias comes first, /loop and /alias/back are the
     # same group again (the latter a cycle)
@@ -636,9 +587,9 @@ def test_structure_edge_cases(tmp_path: Path) -> None:
         f.create_dataset("ok", data=[1, 2])
         f["gone"] = h5py.SoftLink("/nowhere")
     with pytest.raises(UnsupportedFeatureError, match="/gone: dangling soft link"):
-        scan_tree(dangling)
+        scan_local(hdf5, dangling)
     with pytest.warns(UserWarning, match="/gone"):
-        assert sorted(scan_tree(dangling, on_unsupported="skip").arrays) == ["ok"]
+        assert sorted(scan_local(hdf5, dangling, on_unsupported="skip").arrays) == ["ok"]
 
 
 def test_types_whose_bytes_h5py_converts(tmp_path: Path) -> None:
@@ -657,7 +608,7 @@ def test_types_whose_bytes_h5py_converts(tmp_path: Path) -> None:
         f["padded"][...] = np.array([1 + 2j, 3 - 4j], dtype="c8")
         assert f["padded"].dtype == np.complex64  # h5py maps it to complex, converting
     with pytest.raises(UnsupportedFeatureError) as info:
-        scan_tree(path)
+        scan_local(hdf5, path)
     assert "/spaced: space-padded" in str(info.value)
     assert "/padded: compound type not laid out as a complex number" in str(info.value)
     repo = memory_repo()
@@ -694,7 +645,7 @@ def test_float_types_zarr_cannot_hold_are_unsupported_not_invalid(tmp_path: Path
         quad.set_ebias(16383)
         h5py.h5d.create(f.id, b"quad", quad, h5py.h5s.create_simple((2,)))
     with pytest.raises(UnsupportedFeatureError) as info:
-        scan_tree(path)
+        scan_local(hdf5, path)
     message = str(info.value)
     assert "/longdouble: 128-bit float" in message and "Zarr v3 has no such data type" in message
     assert "/quad: float type that h5py cannot map to a NumPy type" in message
@@ -717,7 +668,7 @@ def test_deep_hierarchy_scans_quickly(tmp_path: Path) -> None:
                 d = g.create_dataset("v", data=np.arange(8.0) + level, chunks=(2,))
                 d.attrs["long_name"] = f"branch {branch} level {level}"
     start = time.perf_counter()
-    tree = scan_tree(path)
+    tree = scan_local(hdf5, path)
     elapsed = time.perf_counter() - start
     print(f"\nscanned 200 groups / 200 datasets / 800 chunks in {elapsed:.3f} s")
     assert len(tree.groups) == 201 and len(tree.arrays) == 200
@@ -729,17 +680,17 @@ def test_deep_hierarchy_scans_quickly(tmp_path: Path) -> None:
 
 def test_invalid_options_and_inputs(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="on_unsupported"):
-        scan_tree(H5, on_unsupported="ignore")
+        scan_local(hdf5, H5, on_unsupported="ignore")
     with pytest.raises(InvalidInputError, match="inline_threshold"):
-        scan_tree(H5, inline_threshold=-1)
+        scan_local(hdf5, H5, inline_threshold=-1)
     with pytest.raises(InvalidInputError, match="unknown option"):
-        scan_tree(H5, inline_treshold=10)
+        scan_local(hdf5, H5, inline_treshold=10)
     with pytest.raises(NotFoundError):
-        scan_tree(tmp_path / "missing.h5")
+        scan_local(hdf5, tmp_path / "missing.h5")
     fake = tmp_path / "fake.h5"
     fake.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
     with pytest.raises(InvalidInputError, match="HDF5"):
-        scan_tree(fake)
+        scan_local(hdf5, fake)
     repo = memory_repo()
     with pytest.raises(InvalidInputError):
         repo.add_virtual_hdf(fake, "x")

@@ -13,10 +13,6 @@ import base64
 import gzip
 import json
 import os
-import pickle
-import subprocess
-import sys
-import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -32,9 +28,7 @@ import zstandard
 import zarrchive
 from zarrchive import InvalidInputError, NotFoundError, UnsupportedFeatureError
 
-kerchunk_hdf = pytest.importorskip("kerchunk.hdf")
-kerchunk_nc3 = pytest.importorskip("kerchunk.netCDF3")
-kerchunk_df = pytest.importorskip("kerchunk.df")
+from .conftest import memory_repo, native, ours, read_fresh, repo_state, run_fresh_reader
 
 pytestmark = pytest.mark.filterwarnings(
     # zarr: fixed-width bytes (netCDF char variables) have no Zarr v3 spec yet
@@ -70,21 +64,8 @@ def open_refs(refs: Any, group: str | None = None, **fs_options: Any) -> xr.Data
         ).load()
 
 
-def ours(repo: zarrchive.Repo, group: str) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return repo.to_xarray(group).load()
-
-
-def native(path: Path, engine: str, group: str | None = None, **kw: Any) -> xr.Dataset:
-    return xr.open_dataset(path, engine=engine, group=group, **kw).load()
-
-
-def memory_repo() -> zarrchive.Repo:
-    return zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}", author="tester")
-
-
 def hdf5_refs(path: Path | str, **kw: Any) -> dict[str, Any]:
+    kerchunk_hdf = pytest.importorskip("kerchunk.hdf")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return kerchunk_hdf.SingleHdf5ToZarr(str(path), inline_threshold=0, **kw).translate()
@@ -322,6 +303,7 @@ def test_plain_hdf5_round_trip(files: dict[str, Path]) -> None:
 
 
 def test_netcdf3_round_trip(files: dict[str, Path]) -> None:
+    kerchunk_nc3 = pytest.importorskip("kerchunk.netCDF3")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         refs = kerchunk_nc3.NetCDF3ToZarr(str(files["nc3"]), inline_threshold=0).translate()
@@ -351,39 +333,13 @@ def test_fresh_reader_in_a_subprocess(
     repo.add_kerchunk_references(nc4_refs, "nc")
     repo.commit("import")
     out = tmp_path / "ds.pickle"
-    script = (
-        "import pickle, sys, warnings, zarrchive\n"
-        "warnings.simplefilter('ignore')\n"
-        "repo = zarrchive.Repo.open(sys.argv[1], authorize_virtual=[sys.argv[2]])\n"
-        "ds = repo.to_xarray('nc').load()\n"
-        "open(sys.argv[3], 'wb').write(pickle.dumps(ds))\n"
-    )
     container = files["nc4"].parent.as_uri() + "/"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(location), container, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    ds = pickle.loads(out.read_bytes())
+    ds = read_fresh(location, container, ["nc"], out)["nc"]
     xr.testing.assert_identical(ds, native(files["nc4"], "netcdf4"))
     xr.testing.assert_identical(ds, ours(repo, "nc"))
 
     # the same reader without authorisation gets a clear error, not data or fill values
-    denied = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script.replace("authorize_virtual=[sys.argv[2]]", ""),
-            str(location),
-            container,
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    denied = run_fresh_reader(location, container, ["nc"], out, authorize=False)
     assert denied.returncode != 0
     assert "UnauthorizedSourceError" in denied.stderr and "authorize_virtual" in denied.stderr
 
@@ -444,7 +400,7 @@ def test_reference_set_forms(
     elif form == "parquet":
         refs = str(tmp_path / "refs.parq")
         # small records: several files per array, the last one padded
-        kerchunk_df.refs_to_dataframe(nc4_refs, refs, record_size=2)
+        pytest.importorskip("kerchunk.df").refs_to_dataframe(nc4_refs, refs, record_size=2)
         assert len(os.listdir(Path(refs) / "temp")) == 2
     elif form == "zmetadata":
         refs = _consolidated(nc4_refs)
@@ -557,7 +513,7 @@ def test_relative_urls_resolve_against_the_reference_file(handmade: dict[str, An
         "a/0": ["raw.bin", 8, 96],
     }
     (d / "refs.json").write_text(json.dumps(refs))
-    kerchunk_df.refs_to_dataframe(refs, str(d / "refs.parq"))
+    pytest.importorskip("kerchunk.df").refs_to_dataframe(refs, str(d / "refs.parq"))
     for form in ("refs.json", "refs.parq"):
         repo = memory_repo()
         cwd = os.getcwd()
@@ -570,13 +526,6 @@ def test_relative_urls_resolve_against_the_reference_file(handmade: dict[str, An
 
 
 # ---------------------------------------------------------------------- errors
-def _state(repo: zarrchive.Repo, location: Path) -> tuple[Any, ...]:
-    files = sorted(str(p.relative_to(location)) for p in location.rglob("*"))
-    members = sorted(k for k, _ in repo.root_group.members(max_depth=None))
-    authorized = {k: dict(v) for k, v in repo.repository.sources.authorized.items()}
-    return repo.status(), repo.branches, repo.tags, files, members, authorized
-
-
 @pytest.fixture
 def busy_repo(tmp_path: Path, handmade: dict[str, Any]) -> tuple[zarrchive.Repo, Path]:
     """A local repository with one commit and uncommitted virtual data."""
@@ -676,18 +625,18 @@ def _error_cases(d: Path) -> list[tuple[str, Any, type[Exception], list[str]]]:
 def test_errors_leave_the_repository_unchanged(busy_repo: tuple[zarrchive.Repo, Path]) -> None:
     repo, location = busy_repo
     d = location.parent
-    before = _state(repo, location)
+    before = repo_state(repo, location)
     pending = repo.root_group["pending/a"][:]
     for label, refs, error, words in _error_cases(d):
         with pytest.raises(error) as info:
             repo.add_kerchunk_references(refs, "new")
         for w in words:
             assert w in str(info.value), (label, str(info.value))
-        assert _state(repo, location) == before, label
+        assert repo_state(repo, location) == before, label
         # importing over an existing path with overwrite fails the same way
         with pytest.raises(error):
             repo.add_kerchunk_references(refs, "pending", overwrite=True)
-        assert _state(repo, location) == before, label
+        assert repo_state(repo, location) == before, label
     np.testing.assert_array_equal(repo.root_group["pending/a"][:], pending)
     # and the session still commits what it had
     repo.commit("pending")
@@ -701,7 +650,7 @@ def test_import_over_an_existing_path_needs_overwrite(
     busy_repo: tuple[zarrchive.Repo, Path], handmade: dict[str, Any]
 ) -> None:
     repo, location = busy_repo
-    before = _state(repo, location)
+    before = repo_state(repo, location)
     refs = {
         ".zgroup": json.dumps({"zarr_format": 2}),
         "b/.zarray": _zarray([12], [12], "<f8"),
@@ -709,7 +658,7 @@ def test_import_over_an_existing_path_needs_overwrite(
     }
     with pytest.raises(InvalidInputError, match="already exists"):
         repo.add_kerchunk_references(refs, "pending")
-    assert _state(repo, location) == before
+    assert repo_state(repo, location) == before
     repo.add_kerchunk_references(refs, "pending", overwrite=True)
     assert sorted(k for k, _ in repo.root_group.members(max_depth=None)) == [
         "pending",
@@ -732,8 +681,8 @@ def test_import_at_root_over_existing_arrays_needs_overwrite(handmade: dict[str,
     repo = memory_repo()
     repo.add_kerchunk_references(first, "")
     repo.commit("first")
-    before = repo.status()
+    before = repo_state(repo)
     with pytest.raises(InvalidInputError, match="already exists"):
         repo.add_kerchunk_references(second, "")
-    assert repo.status() == before
+    assert repo_state(repo) == before
     np.testing.assert_array_equal(repo.root_group["a"][:], handmade["a"])

@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,12 @@ import pytest
 import xarray as xr
 
 import zarrchive
+from conftest import BUCKET
 from zarrchive import InvalidInputError, NotFoundError, UnsupportedFeatureError, ZarrchiveError
 from zarrchive.importers import netcdf3
 from zarrchive.sources import SourceStat
+
+from .conftest import memory_repo, native, ours, read_fresh, repo_state, scan_local
 
 pytestmark = pytest.mark.filterwarnings(
     # zarr: fixed-width bytes (netCDF char variables) have no Zarr v3 spec yet
@@ -81,27 +83,11 @@ SAMPLE_NAMES = [
 ]
 
 
-def memory_repo() -> zarrchive.Repo:
-    return zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}", author="tester")
-
-
 def imported(path: Path, **options: Any) -> zarrchive.Repo:
     repo = memory_repo()
     repo.add_virtual_netcdf(path, "nc", **options)
     repo.commit(f"import {path.name}")
     return repo
-
-
-def ours(repo: zarrchive.Repo, group: str = "nc") -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return repo.to_xarray(group).load()
-
-
-def native(path: Path, engine: str) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return xr.open_dataset(path, engine=engine).load()
 
 
 def engines(name: str) -> list[str]:
@@ -142,13 +128,6 @@ def raw_values(path: Path) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
 def header_of(path: Path) -> netcdf3.Header:
     with open(path, "rb") as f:
         return netcdf3.parse_header(f, path.stat().st_size, str(path))
-
-
-def scan_tree(path: Path, **options: Any) -> zarrchive.importers.ImportedTree:
-    async def stat(url: str) -> SourceStat:
-        return SourceStat(path.stat().st_size, "")
-
-    return asyncio.run(netcdf3.scan(path.as_uri(), stat=stat, **options))
 
 
 # hand-encoded files ----------------------------------------------------------
@@ -271,7 +250,7 @@ def write_cdf(
 def test_round_trip(samples: dict[str, Path], name: str) -> None:
     path = samples[name]
     repo = imported(path)
-    got = ours(repo)
+    got = ours(repo, "nc")
     for engine in engines(name):
         ref = native(path, engine)
         xr.testing.assert_identical(got, ref)
@@ -313,7 +292,7 @@ def test_round_trip(samples: dict[str, Path], name: str) -> None:
 
 def test_decoding_facts(samples: dict[str, Path]) -> None:
     """What the equalities above rest on: masks, char decoding, times, packing."""
-    classic = ours(imported(samples["netcdf3_classic_scipy.nc"]))
+    classic = ours(imported(samples["netcdf3_classic_scipy.nc"]), "nc")
     assert classic["station_name"].dims == ("station",)
     assert classic["station_name"].values.tolist() == [b"alpha", b"be"]
     assert classic["flag"].values.tolist() == [b"y", b"n"]
@@ -329,7 +308,7 @@ def test_decoding_facts(samples: dict[str, Path]) -> None:
     assert classic.attrs["double_array"] == [1.5, -2.25, 1e300]
     assert classic.attrs["float_attr"] == float(np.float32(0.1))
 
-    offset = ours(imported(samples["netcdf3_64bit_offset_netcdf4.nc"]))
+    offset = ours(imported(samples["netcdf3_64bit_offset_netcdf4.nc"]), "nc")
     assert np.isnan(offset["scalar_int"].values) and float(offset["scalar_double"]) == 3.25
     assert offset["default_fill_values"].values[0] == np.float32(9.969209968386869e36)
     assert offset["sparse"].values[1] == np.float32(9.969209968386869e36)
@@ -340,14 +319,14 @@ def test_decoding_facts(samples: dict[str, Path]) -> None:
     assert offset.attrs["unicode"] == "température ° ✓"
     assert np.isnan(offset["i_fill"].values[1, 0]) and offset["i_fill"].dtype == np.float64
 
-    nan_fill = ours(imported(samples["netcdf3_nan_fill_scipy.nc"]))
+    nan_fill = ours(imported(samples["netcdf3_nan_fill_scipy.nc"]), "nc")
     # a NaN _FillValue on an int variable masks nothing and is dropped, as xarray does
     assert nan_fill["int_nan_fill"].dtype == np.int32
     assert nan_fill["int_nan_fill"].values.tolist() == [1, 2, 1234, 4]
     assert "_FillValue" not in nan_fill["int_nan_fill"].encoding
     assert np.isnan(nan_fill["int_double_fill"].values[0])
 
-    cdf5 = ours(imported(samples["netcdf3_cdf5_netcdf4.nc"]))
+    cdf5 = ours(imported(samples["netcdf3_cdf5_netcdf4.nc"]), "nc")
     assert cdf5["u64"].dtype == np.float64 and np.isnan(cdf5["u64"].values[1])
     assert cdf5["u32"].dtype == np.uint32 and cdf5["u32"].values[1] == 2**32 - 1
     assert cdf5.attrs["u64_attr"] == 2**63 + 5
@@ -378,7 +357,7 @@ def test_record_layout(samples: dict[str, Path]) -> None:
     assert [v.name for v in single.record_vars] == ["obs"] and single.recsize == 6
     scipy_single = header_of(samples["netcdf3_single_record_scipy.nc"])
     assert scipy_single.recsize == 3 and scipy_single.numrecs == 6
-    tree = scan_tree(samples["netcdf3_classic_netcdf4.nc"])
+    tree = scan_local(netcdf3, samples["netcdf3_classic_netcdf4.nc"])
     refs = tree.arrays["obs"].refs
     assert refs.length.tolist() == [6] * 7
     assert np.diff(refs.offset.astype(np.int64)).tolist() == [6] * 6
@@ -401,7 +380,7 @@ def test_streaming_numrecs(samples: dict[str, Path], name: str, tmp_path: Path) 
     streaming.write_bytes(bytes(raw))
     assert header_of(streaming).streaming
     ref = native(src, "netcdf4")
-    xr.testing.assert_identical(ours(imported(streaming)), ref)
+    xr.testing.assert_identical(ours(imported(streaming), "nc"), ref)
 
     # a record cut short is not counted; trailing padding of the last record may be missing
     last_end = max(v.begin + v.slab for v in header.record_vars)
@@ -410,7 +389,7 @@ def test_streaming_numrecs(samples: dict[str, Path], name: str, tmp_path: Path) 
     for size, records in [(last_end, header.numrecs), (last_end - 1, header.numrecs - 1)]:
         cut = tmp_path / f"cut-{size}-{name}"
         cut.write_bytes(bytes(raw[:size]))
-        got = ours(imported(cut))
+        got = ours(imported(cut), "nc")
         assert got.sizes[record_dim] == records
         xr.testing.assert_identical(got, ref.isel({record_dim: slice(0, records)}))
 
@@ -423,7 +402,7 @@ def test_edge_layouts(tmp_path: Path, version: int) -> None:
     data = {"s": np.array(2.5, ">f8"), "x": np.array([1.5, 2.5], ">f4")}
     empty = tmp_path / "empty.nc"
     write_cdf(empty, version=version, dims=dims, variables=variables, data=data)
-    got = ours(imported(empty))
+    got = ours(imported(empty), "nc")
     assert got["r"].shape == (0, 2) and float(got["s"]) == 2.5
     xr.testing.assert_identical(got, native(empty, "netcdf4"))
 
@@ -436,7 +415,7 @@ def test_edge_layouts(tmp_path: Path, version: int) -> None:
         numrecs=2**64 - 1 if version == 5 else 2**32 - 1,
         data=data,
     )
-    got = ours(imported(streaming))
+    got = ours(imported(streaming), "nc")
     assert got["x"].values.tolist() == [1.5, 2.5] and got.sizes == {"x": 2}
 
     records = tmp_path / "records.nc"
@@ -450,7 +429,7 @@ def test_edge_layouts(tmp_path: Path, version: int) -> None:
         data={**data, "r": rec},
         atts={"r": [("_FillValue", 3, np.array([3], ">i2")), ("units", 2, b"m")]},
     )
-    got = ours(imported(records))
+    got = ours(imported(records), "nc")
     xr.testing.assert_identical(got, native(records, "netcdf4"))
     assert np.isnan(got["r"].values[1, 1]) and got["r"].attrs == {"units": "m"}
 
@@ -468,7 +447,7 @@ def test_nan_and_infinite_attributes_stay_floats(tmp_path: Path) -> None:
         var[:] = [1.0, 2.0, 3.0]
         var.setncattr("valid_range", np.array([-np.inf, np.inf], "f4"))
         var.setncattr("nan_double", np.float64(np.nan))
-    got = ours(imported(path))
+    got = ours(imported(path), "nc")
     for engine in ("scipy", "netcdf4"):
         ref = native(path, engine)
         assert_same_attrs(dict(got.attrs), dict(ref.attrs), engine)
@@ -507,7 +486,7 @@ def test_cdf2_offsets_past_4gib_in_a_sparse_file(tmp_path: Path) -> None:
     assert begin["last"] > 2**32 and st.st_size > 12 * GB
     assert header_of(path).variables[3].vsize == 2**32 - 1
 
-    tree = scan_tree(path)
+    tree = scan_local(netcdf3, path)
     last = tree.arrays["last"].refs
     assert int(last.offset.max()) > 12 * GB
     assert tree.arrays["last"].meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, row]
@@ -561,7 +540,7 @@ def test_large_fixed_variables_are_split(
     assert arr.chunks == (chunk_rows, 50)
     np.testing.assert_array_equal(arr[:], values)
     np.testing.assert_array_equal(arr[rows - 3 :, 7], values[rows - 3 :, 7])
-    xr.testing.assert_identical(ours(repo), native(path, "netcdf4"))
+    xr.testing.assert_identical(ours(repo, "nc"), native(path, "netcdf4"))
 
 
 # ---------------------------------------------------------------------- where things live
@@ -584,8 +563,6 @@ def test_repository_locations(
 def test_import_from_s3(s3_server: dict[str, Any], samples: dict[str, Path]) -> None:
     import s3fs
 
-    from conftest import BUCKET
-
     fs = s3fs.S3FileSystem(**s3_server)
     key = f"{BUCKET}/{uuid.uuid4().hex}/classic.nc"
     path = samples["netcdf3_single_record_scipy.nc"]
@@ -594,7 +571,7 @@ def test_import_from_s3(s3_server: dict[str, Any], samples: dict[str, Path]) -> 
     summary = repo.add_virtual_netcdf(f"s3://{key}", "nc", storage_options=s3_server)
     assert summary.sources == 1
     repo.commit("from s3")
-    xr.testing.assert_identical(ours(repo), native(path, "scipy"))
+    xr.testing.assert_identical(ours(repo, "nc"), native(path, "scipy"))
     # the repository keeps the options it read the source with (for reading it back)
     assert repo.repository.sources.authorized[f"s3://{BUCKET}/"] == s3_server
     # scanned directly: the header is one ranged read; the checksum is the stat's, and the
@@ -618,34 +595,12 @@ def test_fresh_reader_in_a_subprocess(tmp_path: Path, samples: dict[str, Path]) 
     repo = zarrchive.Repo.create(location, author="tester")
     repo.add_virtual_netcdf(path, "nc")
     repo.commit("import")
-    out = tmp_path / "ds.pickle"
-    script = (
-        "import pickle, sys, warnings, zarrchive\n"
-        "warnings.simplefilter('ignore')\n"
-        "repo = zarrchive.Repo.open(sys.argv[1], authorize_virtual=[sys.argv[2]])\n"
-        "ds = repo.to_xarray('nc').load()\n"
-        "open(sys.argv[3], 'wb').write(pickle.dumps(ds))\n"
-    )
-    container = path.parent.as_uri() + "/"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(location), container, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    ds = pickle.loads(out.read_bytes())
+    ds = read_fresh(location, path.parent.as_uri() + "/", ["nc"], tmp_path / "ds.pickle")["nc"]
     xr.testing.assert_identical(ds, native(path, "scipy"))
     xr.testing.assert_identical(ds, native(path, "netcdf4"))
 
 
 # ---------------------------------------------------------------------- errors
-def _state(repo: zarrchive.Repo, location: Path) -> tuple[Any, ...]:
-    files = sorted(str(p.relative_to(location)) for p in location.rglob("*"))
-    members = sorted(k for k, _ in repo.root_group.members(max_depth=None))
-    return repo.status(), repo.branches, repo.tags, files, members
-
-
 def _error_files(d: Path, samples: dict[str, Path]) -> list[tuple[str, Path, Any, list[str]]]:
     classic = samples["netcdf3_classic_scipy.nc"].read_bytes()
     header = header_of(samples["netcdf3_classic_scipy.nc"])
@@ -728,17 +683,17 @@ def test_errors_leave_the_repository_unchanged(
     repo, location = busy_repo
     d = tmp_path / "bad"
     d.mkdir()
-    before = _state(repo, location)
+    before = repo_state(repo, location)
     for label, path, error, words in _error_files(d, samples):
         with pytest.raises(error) as info:
             repo.add_virtual_netcdf(path, "new")
         for w in words:
             assert w in str(info.value), (label, str(info.value))
         assert str(path) in str(info.value), label
-        assert _state(repo, location) == before, label
+        assert repo_state(repo, location) == before, label
         with pytest.raises(error):
             repo.add_virtual_netcdf(path, "pending", overwrite=True)
-        assert _state(repo, location) == before, label
+        assert repo_state(repo, location) == before, label
     good = samples["netcdf3_classic_scipy.nc"]
     with pytest.raises(InvalidInputError, match="frobnicate"):
         repo.add_virtual_netcdf(good, "new", frobnicate=1)
@@ -748,7 +703,7 @@ def test_errors_leave_the_repository_unchanged(
         repo.add_virtual_netcdf(d / "missing.nc", "new")
     with pytest.raises(InvalidInputError, match="already exists"):
         repo.add_virtual_netcdf(good, "pending")
-    assert _state(repo, location) == before
+    assert repo_state(repo, location) == before
     np.testing.assert_array_equal(repo.root_group["pending"][:], [1, 2, 3])
     repo.commit("pending")
 
@@ -757,7 +712,7 @@ def test_not_a_classic_file(tmp_path: Path) -> None:
     path = tmp_path / "x.nc"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     with pytest.raises(InvalidInputError, match="not a NetCDF classic file"):
-        scan_tree(path)
+        scan_local(netcdf3, path)
 
 
 # ---------------------------------------------------------------------- fuzz

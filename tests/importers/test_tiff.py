@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
-import textwrap
 import uuid
 import warnings
 from importlib.metadata import entry_points
@@ -26,7 +24,10 @@ import tifffile
 import xarray as xr
 
 import zarrchive
+from conftest import BUCKET
 from zarrchive import InvalidInputError, UnsupportedFeatureError
+
+from .conftest import memory_repo, ours, read_fresh, repo_state
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 sys.path.insert(0, str(SAMPLES))
@@ -49,10 +50,6 @@ SAMPLE_NAMES = [
 # ---------------------------------------------------------------------- helpers
 def sample(name: str) -> Path:
     return SAMPLES / f"{name}.tif"
-
-
-def memory_repo() -> zarrchive.Repo:
-    return zarrchive.Repo.create(f"memory://{uuid.uuid4().hex}", author="tester")
 
 
 def reference_levels(path: Path) -> list[tuple[np.ndarray, Any]]:
@@ -92,12 +89,6 @@ def expected_dataset(
         var = xr.Variable(dims, values, attrs=var_attrs)
         variables[str(k)] = xr.conventions.decode_cf_variable(str(k), var)
     return xr.Dataset(variables)
-
-
-def ours(repo: zarrchive.Repo, group: str) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return repo.to_xarray(group).load()
 
 
 def assert_same_as_tifffile(repo: zarrchive.Repo, group: str, path: Path) -> None:
@@ -529,26 +520,10 @@ def test_fresh_reader_in_a_subprocess(tmp_path: Path) -> None:
     # process must import the codec module itself
     registered = any(e.name == "zarrchive.tiff" for e in entry_points(group="zarr.codecs"))
     setup = "" if registered else "import zarrchive.codecs.tiff\n"
-    script = textwrap.dedent(
-        """
-        import pickle, sys, warnings, zarrchive
-        {setup}warnings.simplefilter('ignore')
-        repo = zarrchive.Repo.open(sys.argv[1], authorize_virtual=[sys.argv[2]])
-        out = {{n: repo.to_xarray('t/' + n).load() for n in sys.argv[4:]}}
-        open(sys.argv[3], 'wb').write(pickle.dumps(out))
-        """
-    ).format(setup=setup)
-    out = tmp_path / "ds.pickle"
     names = ["tiff_cog", "tiff_deflate_pred2_geo", "tiff_jpeg_ycbcr_tables"]
-    container = SAMPLES.as_uri() + "/"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(location), container, str(out), *names],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    got = pickle.loads(out.read_bytes())
+    groups = [f"t/{name}" for name in names]
+    read = read_fresh(location, SAMPLES.as_uri() + "/", groups, tmp_path / "ds.pickle", setup=setup)
+    got = {name: read[f"t/{name}"] for name in names}
     for name in names:
         xr.testing.assert_identical(got[name], ours(repo, f"t/{name}"))
         exp = SAMPLE_EXPECTATIONS.get(name, {})
@@ -559,8 +534,6 @@ def test_fresh_reader_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_import_from_s3(s3_server: dict[str, Any]) -> None:
     import s3fs
-
-    from conftest import BUCKET
 
     fs = s3fs.S3FileSystem(**s3_server)
     prefix = f"{BUCKET}/{uuid.uuid4().hex}"
@@ -652,24 +625,19 @@ def test_errors_leave_the_repository_unchanged(tmp_path: Path) -> None:
     files_dir = tmp_path / "files"
     files_dir.mkdir()
 
-    def state() -> tuple[Any, ...]:
-        files = sorted(str(p.relative_to(location)) for p in location.rglob("*"))
-        members = sorted(k for k, _ in repo.root_group.members(max_depth=None))
-        return repo.status(), repo.branches, repo.tags, files, members
-
-    before = state()
+    before = repo_state(repo, location)
     for label, path, error, words in _unsupported_files(files_dir):
         with pytest.raises(error) as info:
             repo.add_virtual_tiff(path, "new")
         assert isinstance(info.value, zarrchive.ZarrchiveError), label
         for w in words:
             assert w in str(info.value), (label, str(info.value))
-        assert state() == before, label
+        assert repo_state(repo, location) == before, label
     with pytest.raises(InvalidInputError, match="overviews="):
         repo.add_virtual_tiff(sample("tiff_cog"), "new", levels=2)
     with pytest.raises(zarrchive.NotFoundError):
         repo.add_virtual_tiff(tmp_path / "missing.tif", "new")
-    assert state() == before
+    assert repo_state(repo, location) == before
     repo.commit("pending")
     assert_same_as_tifffile(repo, "pending", sample("tiff_cog"))
 

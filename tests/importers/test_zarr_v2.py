@@ -16,6 +16,8 @@ import zarr
 import zarrchive
 from zarrchive import InvalidInputError, NotFoundError
 
+from .conftest import repo_state
+
 
 def _dataset() -> xr.Dataset:
     rng = np.random.default_rng(1)
@@ -101,7 +103,7 @@ def test_nested_chunk_keys(tmp_path) -> None:
 
 def test_errors_leave_repository_unchanged(tmp_path) -> None:
     repo = zarrchive.Repo.create(tmp_path / "r")
-    before = (repo.status(), repo.branches)
+    before = repo_state(repo, tmp_path / "r")
     with pytest.raises(NotFoundError):
         repo.add_virtual_zarr(tmp_path / "missing.zarr", "z")
     v3 = tmp_path / "v3.zarr"
@@ -117,7 +119,7 @@ def test_errors_leave_repository_unchanged(tmp_path) -> None:
     _write(unconsolidated, consolidated=False)
     with pytest.raises(NotFoundError, match="consolidated"):
         repo.add_virtual_zarr(unconsolidated, "z", consolidated=True)
-    assert (repo.status(), repo.branches) == before
+    assert repo_state(repo, tmp_path / "r") == before
 
 
 def test_store_on_s3(s3_server, tmp_path) -> None:

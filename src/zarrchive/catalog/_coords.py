@@ -27,7 +27,7 @@ def _memory_store(
     arrays: Mapping[str, tuple[Mapping[str, Any], Mapping[tuple[int, ...], bytes]]],
 ) -> Any:
     """A zarr MemoryStore holding ``name -> (zarr.json, chunk bytes)`` under a root group."""
-    from zarr.core.buffer import cpu
+    from zarr.buffer import cpu
     from zarr.storage import MemoryStore
 
     group = {"zarr_format": 3, "node_type": "group", "attributes": {}}

@@ -308,7 +308,7 @@ async def _decode_arrays(
     share it), over a memory store holding the chunks: one zarr read per array, no files.
     """
     from zarr import AsyncArray
-    from zarr.core.buffer import cpu
+    from zarr.buffer import cpu
     from zarr.storage import MemoryStore, StorePath
 
     async def one(name: str, meta: Mapping[str, Any], chunks: Mapping[Any, bytes]) -> np.ndarray:

@@ -32,17 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
-from zarr.core.common import JSON, parse_named_configuration
 
+from .._zarr import JSON, parse_named_configuration
 from ..errors import FormatError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from zarr.core.array_spec import ArraySpec
-    from zarr.core.buffer import Buffer, NDBuffer
-    from zarr.core.chunk_grids import ChunkGrid
-    from zarr.core.dtype.wrapper import TBaseDType, TBaseScalar, ZDType
+    from zarr.abc.buffer import Buffer, NDBuffer
+    from zarr.dtype import ZDType
+
+    from .._zarr import ArraySpec, ChunkGrid, TBaseDType, TBaseScalar
 
 __all__ = [
     "CODEC_NAME",

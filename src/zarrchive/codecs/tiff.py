@@ -38,16 +38,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from zarr.abc.buffer import Buffer, NDBuffer
 from zarr.abc.codec import ArrayBytesCodec
-from zarr.core.buffer import Buffer, NDBuffer
 
 from ..errors import FormatError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from zarr.core.array_spec import ArraySpec
-    from zarr.core.chunk_grids import ChunkGrid
+    from .._zarr import ArraySpec, ChunkGrid
 
 __all__ = [
     "BYTE_COMPRESSIONS",

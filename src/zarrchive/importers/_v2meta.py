@@ -20,10 +20,8 @@ from typing import Any
 
 import numpy as np
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Codec
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.metadata.v2 import ArrayV2Metadata
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
+from .._zarr import ArrayV2Metadata, ArrayV3Metadata, array_document
 from ..errors import InvalidInputError, UnsupportedFeatureError
 
 __all__ = ["convert_array", "convert_group", "xarray_fill_value"]
@@ -224,12 +222,12 @@ def convert_array(
             attributes=attrs,
             dimension_names=dims,
         )
-        raw = v3.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        document = array_document(v3)
     except (ValueError, TypeError) as exc:
         raise UnsupportedFeatureError(
             f"{where}: cannot express this array in Zarr v3: {exc}"
         ) from exc
-    return json.loads(raw)
+    return document
 
 
 def _check_json_attrs(attrs: Mapping[str, Any], where: str) -> None:

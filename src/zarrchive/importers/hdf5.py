@@ -74,16 +74,16 @@ concerned), ``inline_threshold`` (bytes: chunks up to this size are copied inlin
 ``prefetched`` (the remote file's first bytes, when the caller has read them already, as a
 catalog import does to recognise the file: a file no longer than them is parsed from
 memory, sparing an open and a read of its own).
+
+Datatypes and filter pipelines are read by :mod:`._hdf5_filters`, attributes by
+:mod:`._hdf5_attrs`; this module walks the file and builds the tree.
 """
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import io
 import json
 import math
-import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -97,6 +97,17 @@ from ..errors import InvalidInputError, NotFoundError, UnsupportedFeatureError, 
 from ..format import INLINE, Manifest
 from ..sources import local_path
 from ._base import ImportedArray, ImportedTree, StatFn
+from ._hdf5_attrs import _attr_read, _NotJson, _ObjAttrs, _read_attrs
+from ._hdf5_filters import (
+    _FILTER_NAMES,
+    _H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS,
+    _chunk_opts,
+    _dtype_of,
+    _fill_value,
+    _filters,
+    _Unsupported,
+)
+from ._shapes import largest_divisor
 from ._v2meta import convert_array, convert_group
 
 __all__ = ["INLINE_UNSUPPORTED_MAX", "OnUnsupported", "scan"]
@@ -108,40 +119,8 @@ INLINE_UNSUPPORTED_MAX = 64 * 1024
 _DEFAULT_CONTIGUOUS_CHUNK = 8 * 1024 * 1024
 _MAX_LISTED = 50  # objects named in an error (warnings name them all)
 
-_HIDDEN_ATTRS = frozenset(
-    {
-        "REFERENCE_LIST",
-        "CLASS",
-        "DIMENSION_LIST",
-        "NAME",
-        "_Netcdf4Dimid",
-        "_Netcdf4Coordinates",
-        "_nc3_strict",
-        "_NCProperties",
-    }
-)
 _NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable"
 _NON_COORD = "_nc4_non_coord_"
-
-_FILTER_NAMES = {
-    1: "deflate",
-    2: "shuffle",
-    3: "fletcher32",
-    4: "szip",
-    5: "nbit",
-    6: "scaleoffset",
-    307: "bzip2",
-    32000: "lzf",
-    32001: "blosc",
-    32004: "lz4",
-    32008: "bitshuffle",
-    32013: "zfp",
-    32015: "zstd",
-    32017: "sz",
-    32026: "blosc2",
-}
-_BLOSC_CNAMES = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
-_H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS = 0x0002
 
 
 # ---------------------------------------------------------------------- entry point
@@ -290,15 +269,6 @@ class _Parsed:
     problems: list[_Problem] = field(default_factory=list)
     inlined: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
-
-
-class _Unsupported(Exception):
-    """Internal: this dataset cannot be virtual (``inline_as`` says how it can be copied)."""
-
-    def __init__(self, reason: str, inline_as: str = "data") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.inline_as = inline_as
 
 
 def _parse_file(
@@ -818,7 +788,7 @@ class _Walker:
         total = row * shape[0]
         if total <= target or row == 0:
             return 0
-        best = _largest_divisor(shape[0], min(shape[0] - 1, max(1, target // row)))
+        best = largest_divisor(shape[0], min(shape[0] - 1, max(1, target // row)))
         # a split into tiny chunks (an awkward first axis) is worse than one chunk
         return best if best and best * row * 8 >= target else 0
 
@@ -912,81 +882,12 @@ class _Walker:
 _I64_0 = np.zeros(0, dtype=np.int64)
 
 
-def _largest_divisor(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that is at most ``limit`` (trial division to sqrt(n))."""
-    best = 1 if limit >= 1 else 0
-    i = 1
-    while i * i <= n:
-        if n % i == 0:
-            for d in (i, n // i):
-                if best < d <= limit:
-                    best = d
-        i += 1
-    return best
-
-
 def _obj_key(obj: Any) -> tuple[Any, ...]:
     from h5py import h5o
 
     info = h5o.get_info(obj.id)
     token = getattr(info, "token", None)
     return (info.fileno, token if token is not None else info.addr)
-
-
-#: the hidden attributes that name dimensions: read raw, kept out of the JSON attributes
-_RAW_ATTRS = frozenset({"CLASS", "NAME", "DIMENSION_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates"})
-
-
-@dataclass(slots=True)
-class _ObjAttrs:
-    """One object's attributes, read in one low-level pass: ``raw`` the dimension hints
-    (unreadable ones absent), ``plain`` the others as JSON, or :class:`_NotJson` why not."""
-
-    raw: dict[str, Any] = field(default_factory=dict)
-    plain: dict[str | bytes, Any] = field(default_factory=dict)
-
-
-def _read_attrs(oid: Any) -> _ObjAttrs:
-    """Every attribute of the object ``oid`` (a low-level h5py ID).
-
-    Through h5py's low-level API, in the file's attribute order (creation order where the
-    file tracks it, else by name, as ``obj.attrs`` iterates): each attribute is opened
-    once, and its type and shape are asked for once. ``h5py.AttributeManager`` opens an
-    attribute again for each of these, and the scan of a NetCDF4 file spent most of its time
-    there. Values are read as ``AttributeManager.__getitem__`` reads them.
-    """
-    from h5py import h5, h5a, h5f, h5g, h5p
-
-    if isinstance(oid, h5f.FileID):  # the root group's own properties say how it orders
-        oid = h5g.open(oid, b"/")
-    cpl = oid.get_create_plist()
-    tracked = cpl.get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
-    names: list[bytes] = []
-    h5a.iterate(
-        oid,
-        lambda name, *_: names.append(name),
-        index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME,
-    )
-    out = _ObjAttrs()
-    for bname in names:
-        try:
-            name: str | bytes = bname.decode("utf-8")
-        except UnicodeDecodeError:
-            name = bname
-        if name in _HIDDEN_ATTRS:
-            if name in _RAW_ATTRS:
-                try:
-                    out.raw[name] = _attr_read(h5a.open(oid, bname))[0]
-                except Exception:  # noqa: BLE001, S112 - an unreadable hint is no hint
-                    continue
-            continue
-        try:
-            out.plain[name] = _attr_json(*_attr_read(h5a.open(oid, bname)))
-        except _NotJson as exc:
-            out.plain[name] = exc
-        except Exception as exc:  # noqa: BLE001 - h5py cannot read this attribute's type
-            out.plain[name] = _NotJson(f"unreadable: {type(exc).__name__}")
-    return out
 
 
 def _scale_counts(dimlist: Any, ndim: int) -> list[int]:
@@ -1037,238 +938,7 @@ def _chunk_table(ds: Any, ndim: int) -> tuple[np.ndarray, ...]:
     )
 
 
-# ---------------------------------------------------------------------- types and filters
-def _dtype_of(ds: Any) -> np.dtype[Any]:
-    """The numpy dtype whose bytes are the dataset's, or :class:`_Unsupported`."""
-    from h5py import h5t
-
-    tid = ds.id.get_type()
-    cls = tid.get_class()
-    kinds = {
-        h5t.INTEGER: "integer type",
-        h5t.FLOAT: "float type",
-        h5t.ARRAY: "array type",
-        h5t.VLEN: "variable-length sequence type",
-        h5t.REFERENCE: "reference type",
-        h5t.OPAQUE: "opaque type",
-        h5t.BITFIELD: "bitfield type",
-        h5t.TIME: "time type",
-        h5t.COMPOUND: "compound type",
-    }
-    try:
-        dt = ds.dtype
-    except (TypeError, ValueError) as exc:  # e.g. a compound holding HDF5 time members
-        what = kinds.get(cls, f"HDF5 type class {cls}")
-        raise _Unsupported(f"{what} that h5py cannot map to a NumPy type ({exc})", "") from exc
-    if cls in (h5t.INTEGER, h5t.FLOAT):
-        if dt.kind not in "iuf" or dt.shape:
-            raise _Unsupported(f"{'integer' if cls == h5t.INTEGER else 'float'} type {dt}")
-        if dt.itemsize > 8:
-            # numpy's longdouble (x87 80-bit extended precision in 16 bytes): no Zarr v3
-            # data type holds it, and converting would lose precision
-            raise _Unsupported(
-                f"{8 * dt.itemsize}-bit float ({tid.get_precision()}-bit precision, "
-                "long double): Zarr v3 has no such data type",
-                "",
-            )
-        if not tid.equal(h5t.py_create(dt)):
-            raise _Unsupported(
-                f"non-standard {'integer' if cls == h5t.INTEGER else 'float'} type "
-                f"(precision {tid.get_precision()} bits in {tid.get_size()} bytes)"
-            )
-        return np.dtype(dt.str)
-    if cls == h5t.STRING:
-        if tid.is_variable_str():
-            raise _Unsupported("variable-length strings", "vlen-str")
-        if tid.get_strpad() == h5t.STR_SPACEPAD:
-            # HDF5 turns the padding spaces into NULs when it reads them
-            raise _Unsupported("space-padded fixed-length strings")
-        return np.dtype(f"S{tid.get_size()}")
-    if cls == h5t.ENUM:
-        if dt == np.bool_ and tid.equal(h5t.py_create(dt)):
-            return np.dtype(bool)
-        raise _Unsupported(f"enum type ({tid.get_nmembers()} members)", "enum")
-    if cls == h5t.COMPOUND or cls == getattr(h5t, "COMPLEX", -99):
-        if dt.kind == "c":
-            if cls != h5t.COMPOUND or tid.equal(h5t.py_create(dt)):
-                return np.dtype(dt.str)
-            # h5py reads it as complex, converting: its bytes are not numpy's complex
-            raise _Unsupported("compound type not laid out as a complex number")
-        raise _Unsupported("compound type", "")
-    raise _Unsupported(kinds.get(cls, f"HDF5 type class {cls}"), "")
-
-
-def _fill_value(ds: Any, dtype: np.dtype[Any], default_zero: bool = False) -> Any:
-    try:
-        value = ds.fillvalue
-    except Exception:  # noqa: BLE001 - HDF5 then fills with zeros
-        value = None
-    if value is None:
-        return np.zeros((), dtype=dtype).item() if default_zero else None
-    try:
-        return np.asarray(value).astype(dtype).reshape(()).item()
-    except (TypeError, ValueError):
-        return None
-
-
-def _filters(dcpl: Any, itemsize: int, path: str) -> list[dict[str, Any]]:
-    """numcodecs configurations of the dataset's filter pipeline, in pipeline order."""
-    out: list[dict[str, Any]] = []
-    for i in range(dcpl.get_nfilters()):
-        code, _flags, cd, name = dcpl.get_filter(i)
-        cd = [int(v) for v in cd]
-        label = _FILTER_NAMES.get(code) or (name.decode("utf-8", "replace").split(";")[0] or "?")
-        if code == 1:
-            out.append({"id": "zlib", "level": cd[0] if cd and 0 <= cd[0] <= 9 else 1})
-        elif code == 2:
-            out.append({"id": "shuffle", "elementsize": cd[0] if cd and cd[0] > 0 else itemsize})
-        elif code == 3:
-            out.append({"id": "fletcher32"})
-        elif code == 32001:
-            cname = _BLOSC_CNAMES.get(cd[6] if len(cd) > 6 else 0)
-            if cname is None:
-                raise _Unsupported(f"blosc filter with unknown compressor code {cd[6]}")
-            out.append(
-                {
-                    "id": "blosc",
-                    "cname": cname,
-                    "clevel": cd[4] if len(cd) > 4 else 5,
-                    "shuffle": cd[5] if len(cd) > 5 and cd[5] in (0, 1, 2) else 1,
-                    "blocksize": 0,
-                }
-            )
-        elif code == 32015:
-            out.append({"id": "zstd", "level": cd[0] if cd else 3})
-        elif code in (4, 5, 6):
-            raise _Unsupported(f"HDF5 {label} filter (id {code}) has no Zarr v3 codec")
-        elif code in (32004, 32008):
-            raise _Unsupported(
-                f"HDF5 {label} filter (id {code}): its HDF5 framing has no Zarr v3 codec"
-            )
-        else:
-            raise _Unsupported(f"HDF5 filter {label!r} (id {code}) has no Zarr v3 codec")
-    return out
-
-
-_LIBHDF5: Any = None
 _META_CACHE: dict[str, dict[str, Any]] = {}
-
-
-def _chunk_opts(dcpl: Any) -> int | None:
-    """``H5Pget_chunk_opts`` of h5py's own HDF5 library (h5py does not wrap it).
-
-    None when the library cannot be found (the option is then assumed unset, its default).
-    """
-    global _LIBHDF5
-    if _LIBHDF5 is None:
-        _LIBHDF5 = False
-        try:
-            import h5py
-
-            candidates = []
-            try:
-                with open("/proc/self/maps") as maps:
-                    candidates = sorted(
-                        {
-                            line.split()[-1]
-                            for line in maps
-                            if "libhdf5" in line and "_hl" not in line.rsplit("/", 1)[-1]
-                        }
-                    )
-            except OSError:
-                pass
-            pkg = os.path.dirname(h5py.__file__)
-            mine = [c for c in candidates if "h5py" in c]
-            if not mine:
-                for pattern in ("../h5py.libs/libhdf5-*", ".dylibs/libhdf5.*", "hdf5.dll"):
-                    mine = [p for p in glob.glob(os.path.join(pkg, pattern)) if "_hl" not in p]
-                    if mine:
-                        break
-            if not mine and len(candidates) == 1:
-                mine = candidates
-            if mine:
-                lib = ctypes.CDLL(mine[0])
-                fn = lib.H5Pget_chunk_opts
-                fn.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_uint)]
-                fn.restype = ctypes.c_int
-                _LIBHDF5 = fn
-        except (OSError, AttributeError):
-            _LIBHDF5 = False
-    if not _LIBHDF5:
-        return None
-    opts = ctypes.c_uint(0)
-    if _LIBHDF5(dcpl.id, ctypes.byref(opts)) < 0:
-        return None
-    return int(opts.value)
-
-
-# ---------------------------------------------------------------------- attributes
-class _NotJson(Exception):
-    pass
-
-
-def _attr_read(attr: Any) -> tuple[Any, np.dtype[Any]]:
-    """The value of the open attribute ``attr`` and its numpy type, as h5py's
-    ``AttributeManager.__getitem__`` reads it (``h5py.Empty`` for an empty dataspace)."""
-    import h5py
-    from h5py import h5t
-
-    dtype = attr.dtype
-    shape = attr.shape
-    if shape is None:
-        return h5py.Empty(dtype), dtype
-    mtype = h5t.py_create(dtype)
-    base = dtype
-    if dtype.subdtype is not None:  # numpy has no top-level array type: a wider array
-        base, sub = dtype.subdtype
-        shape = shape + sub
-    arr = np.zeros(shape, dtype=base)
-    attr.read(arr, mtype=mtype)
-    sinfo = h5t.check_string_dtype(base)
-    if sinfo is not None and sinfo.length is None:
-        arr = np.array(
-            [b.decode("utf-8", "surrogateescape") for b in arr.flat], dtype=base
-        ).reshape(arr.shape)
-    return (arr[()] if arr.ndim == 0 else arr), dtype
-
-
-def _attr_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    """An attribute's value (from :func:`_attr_read`) as JSON, or :class:`_NotJson`."""
-    import h5py
-
-    if isinstance(value, h5py.Empty):
-        return "" if h5py.check_string_dtype(value.dtype) is not None else []
-    sinfo = h5py.check_string_dtype(dtype)
-    if sinfo is not None:
-        return _to_json(value, sinfo.encoding)
-    if h5py.check_ref_dtype(dtype) is not None:
-        raise _NotJson("object reference")
-    return _to_json(value, "utf-8")
-
-
-def _to_json(value: Any, encoding: str) -> Any:
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "Vc":
-            raise _NotJson(f"{value.dtype} values")
-        if value.ndim == 0 or (value.ndim == 1 and value.size == 1):
-            return _to_json(value.reshape(-1)[0], encoding)
-        return [_to_json(v, encoding) for v in value]
-    if isinstance(value, bytes):
-        try:
-            return value.decode(encoding if encoding != "ascii" else "utf-8")
-        except UnicodeDecodeError:
-            return value.decode("latin-1")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer | int):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        return float(value)
-    if isinstance(value, list | tuple):
-        return [_to_json(v, encoding) for v in value]
-    raise _NotJson(f"{type(value).__name__} values")
 
 
 # ---------------------------------------------------------------------- metadata

@@ -73,6 +73,7 @@ from ..errors import (
 from ..format import Manifest
 from ..sources import local_path
 from ._base import ImportedArray, ImportedTree, StatFn
+from ._shapes import largest_divisor
 from ._v2meta import convert_array
 
 __all__ = ["Header", "Variable", "parse_header", "scan"]
@@ -542,7 +543,7 @@ def _chunking(
         # Zarr reads an edge chunk whole, and here the last one would run past the end of the
         # file: use the largest divisor of the row count that keeps chunks at least 1/16 of
         # the target size, or else one chunk
-        k = _largest_divisor(rows, k)
+        k = largest_divisor(rows, k)
         if k < max(1, (max_chunk_bytes // row) // 16):
             return var.shape, *whole, var.slab
     n = -(-rows // k)
@@ -550,18 +551,6 @@ def _chunking(
     coords[:, 0] = np.arange(n)
     offsets = var.begin + np.arange(n, dtype=np.int64) * (k * row)
     return (k, *var.shape[1:]), coords, offsets, k * row
-
-
-def _largest_divisor(n: int, at_most: int) -> int:
-    best = 1
-    d = 1
-    while d * d <= n:
-        if n % d == 0:
-            for c in (d, n // d):
-                if best < c <= at_most:
-                    best = c
-        d += 1
-    return best
 
 
 def build_tree(

@@ -624,14 +624,12 @@ def _array_meta(
     attrs: dict[str, Any],
     where: str,
 ) -> dict[str, Any]:
-    import json
+    from zarr.dtype import parse_dtype
 
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.dtype import parse_data_type
-    from zarr.core.metadata.v3 import ArrayV3Metadata
+    from .._zarr import ArrayV3Metadata, array_document
 
     try:
-        zdtype = parse_data_type(dtype, zarr_format=3)
+        zdtype = parse_dtype(dtype, zarr_format=3)
         fill = nodata if nodata is not None else zdtype.default_scalar()
         v3 = ArrayV3Metadata(
             shape=tuple(shape),
@@ -644,7 +642,7 @@ def _array_meta(
             dimension_names=dims,
             storage_transformers=(),
         )
-        raw = v3.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        document = array_document(v3)
     except (ValueError, TypeError) as exc:
         raise UnsupportedFeatureError(f"{where}: cannot express it in Zarr v3: {exc}") from exc
-    return json.loads(raw)
+    return document

@@ -1,0 +1,1 @@
+"""Importer tests (a package, so that their shared helpers in ``conftest.py`` can be imported)."""
